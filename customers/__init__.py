@@ -1,0 +1,1 @@
+"""Customers, their consents (authorizations) with encrypted tokens, and the consent flow."""

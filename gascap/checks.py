@@ -1,0 +1,37 @@
+"""System checks for configuration an operator can get wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_admin_path(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The operators' admin holds every customer's data: keep it off the default path."""
+    if settings.GASCAP_ADMIN_PATH.strip("/") == "admin":
+        return [
+            checks.Warning(
+                "The admin is served at /admin/.",
+                hint="Set GASCAP_ADMIN_PATH to a path of your own in production.",
+                id="gascap.W001",
+            )
+        ]
+    return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_celery_time_limits(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A task running past Redis's visibility timeout is delivered to a second worker."""
+    limit = settings.CELERY_TASK_TIME_LIMIT
+    if limit >= settings.CELERY_VISIBILITY_TIMEOUT:
+        return [
+            checks.Error(
+                f"CELERY task time limit ({limit}s) is not below the broker visibility "
+                f"timeout ({settings.CELERY_VISIBILITY_TIMEOUT}s).",
+                id="gascap.E001",
+            )
+        ]
+    return []

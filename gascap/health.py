@@ -1,0 +1,44 @@
+"""`GET /healthz`: can this process reach its database and its broker?"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from gascap.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+
+def database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:
+        logger.warning("healthz: database unreachable", exc_info=True)
+        return False
+    return True
+
+
+def broker_ok() -> bool:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception:
+        logger.warning("healthz: broker unreachable", exc_info=True)
+        return False
+    return True
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    report = {
+        "database": "ok" if database_ok() else "down",
+        "broker": "ok" if broker_ok() else "down",
+    }
+    healthy = all(value == "ok" for value in report.values())
+    return JsonResponse(report, status=200 if healthy else 503)

@@ -1,0 +1,213 @@
+"""Settings shared by every setup. Every knob comes from the environment (or `.env`) with a
+safe development default; `.env.example` documents each variable.
+
+With no variable set, gascap runs embedded: SQLite under `var/` and a Celery broker that needs
+no server (kombu's filesystem transport under `var/`). `DATABASE_URL` and `REDIS_URL` switch to
+PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(environ.Env().str("GASCAP_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+# --- Django core -------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-key-do-not-use-in-production")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "gascap",
+    "customers",
+    "ingest",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gascap.urls"
+WSGI_APPLICATION = "gascap.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "gascap" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite under var/ unless DATABASE_URL names another database (PostgreSQL in production).
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gascap.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast when PostgreSQL is down, so the webhook answers 503 quickly (reliability test 4).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("GASCAP_DB_CONNECT_TIMEOUT", default=2)
+    )
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("GASCAP_DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    # SQLite: wait for the writer lock instead of failing at once (web, worker and beat share it).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"
+# PG&E's days are Pacific days: local time only for display and daily grouping.
+GASCAP_LOCAL_TIME_ZONE = env.str("GASCAP_LOCAL_TIME_ZONE", default="America/Los_Angeles")
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Operators' admin lives under a configurable path (not /admin/ in production).
+GASCAP_ADMIN_PATH = env.str("GASCAP_ADMIN_PATH", default="admin/").strip("/") + "/"
+
+# Security headers that hold in every setup (production adds HTTPS-only ones).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# --- Celery ------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_FILESYSTEM_BROKER_DIR = VAR_DIR / "broker"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+else:
+    # A broker that needs no server: kombu's filesystem transport (embedded default).
+    CELERY_BROKER_URL = "filesystem://"
+# Redis redelivers an unacked message after this many seconds; every time limit stays below it
+# so a running task is never handed to a second worker (reliability test 32).
+CELERY_VISIBILITY_TIMEOUT = env.int("GASCAP_CELERY_VISIBILITY_TIMEOUT", default=7200)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("GASCAP_CELERY_SOFT_TIME_LIMIT", default=1500)
+CELERY_TASK_TIME_LIMIT = env.int("GASCAP_CELERY_TIME_LIMIT", default=1800)
+
+# --- Logging -----------------------------------------------------------------------------
+LOG_LEVEL = env.str("GASCAP_LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# At-least-once delivery: ack after the task ran, requeue when the worker process dies, and
+# take one message at a time so a dead worker strands at most one (reliability R5).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES_NAMES = ("default", "ingest", "pge_fetch")
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Publishing must not hang a web request when the broker is down: the row is already
+# committed and the sweeper re-queues it (reliability test 11).
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("GASCAP_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+        "socket_timeout": 10,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_FILESYSTEM_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_FILESYSTEM_BROKER_DIR / "queue"),
+        "control_folder": str(CELERY_FILESYSTEM_BROKER_DIR / "control"),
+        "store_processed": False,
+    }
+    for _folder in ("queue", "control"):
+        (CELERY_FILESYSTEM_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- PG&E ----------------------------------------------------------------------------------
+# QA and production are configuration, not code (see pge-smd.md "Hosts and transport").
+GASCAP_PGE_API_BASE = env.str(
+    "GASCAP_PGE_API_BASE", default="https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
+)
+GASCAP_PGE_TOKEN_URL = env.str(
+    "GASCAP_PGE_TOKEN_URL", default="https://api.pge.com/datacustodian/oauth/v2/token"
+)
+GASCAP_PGE_AUTHORIZE_URL = env.str(
+    "GASCAP_PGE_AUTHORIZE_URL", default="https://sharemydata.pge.com/myAuthorization"
+)
+GASCAP_PGE_CA_BUNDLE = env.str("GASCAP_PGE_CA_BUNDLE", default="") or None
+GASCAP_PGE_CLIENT_ID = env.str("GASCAP_PGE_CLIENT_ID", default="")
+GASCAP_PGE_CLIENT_SECRET = env.str("GASCAP_PGE_CLIENT_SECRET", default="")
+GASCAP_PGE_CLIENT_CERT = env.str("GASCAP_PGE_CLIENT_CERT", default="")
+GASCAP_PGE_CLIENT_KEY = env.str("GASCAP_PGE_CLIENT_KEY", default="")
+GASCAP_PGE_THIRD_PARTY_ID = env.str("GASCAP_PGE_THIRD_PARTY_ID", default="")
+GASCAP_PGE_REDIRECT_URI = env.str(
+    "GASCAP_PGE_REDIRECT_URI", default="http://localhost:8000/consent/callback/"
+)
+GASCAP_PGE_LEGACY_CONSENT = env.bool("GASCAP_PGE_LEGACY_CONSENT", default=False)
+GASCAP_PGE_CONNECT_TIMEOUT = env.float("GASCAP_PGE_CONNECT_TIMEOUT", default=10.0)
+GASCAP_PGE_READ_TIMEOUT = env.float("GASCAP_PGE_READ_TIMEOUT", default=60.0)
+# Decoded bytes a fetched document may reach before the download stops (gzip bombs included).
+GASCAP_PGE_MAX_BODY_BYTES = env.int("GASCAP_PGE_MAX_BODY_BYTES", default=1024 * 1024 * 1024)

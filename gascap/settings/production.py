@@ -1,0 +1,39 @@
+"""Production: PostgreSQL, Redis, secrets only from the environment, HTTPS-only cookies, HSTS.
+
+A missing required variable stops start-up with ImproperlyConfigured naming it.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from gascap.settings.base import *  # noqa: F403
+from gascap.settings.base import env
+
+_REQUIRED = (
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "GASCAP_FIELD_ENCRYPTION_KEYS",
+    "GASCAP_NOTIFY_TOKEN",
+)
+for _name in _REQUIRED:
+    if not env.str(_name, default=""):
+        raise ImproperlyConfigured(f"Set the {_name} environment variable (see .env.example).")
+
+DEBUG = False
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+GASCAP_ADMIN_PATH = env.str("GASCAP_ADMIN_PATH", default="operators/").strip("/") + "/"
+
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+# The load balancer's health probe speaks plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True

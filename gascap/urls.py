@@ -1,0 +1,19 @@
+"""Top-level URLs. Each app mounts its own; the admin path is configurable."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+
+from gascap.health import healthz
+
+admin.site.site_header = "gascap operators"
+admin.site.site_title = "gascap"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("healthz", healthz, name="healthz"),
+    path(settings.GASCAP_ADMIN_PATH, admin.site.urls),
+    path("", include("customers.urls")),
+    path("", include("ingest.urls")),
+]

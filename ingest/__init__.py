@@ -1,0 +1,1 @@
+"""Notifications, fetches, ESPI reading storage, Celery tasks and schedules."""
