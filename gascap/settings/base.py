@@ -211,3 +211,8 @@ GASCAP_PGE_CONNECT_TIMEOUT = env.float("GASCAP_PGE_CONNECT_TIMEOUT", default=10.
 GASCAP_PGE_READ_TIMEOUT = env.float("GASCAP_PGE_READ_TIMEOUT", default=60.0)
 # Decoded bytes a fetched document may reach before the download stops (gzip bombs included).
 GASCAP_PGE_MAX_BODY_BYTES = env.int("GASCAP_PGE_MAX_BODY_BYTES", default=1024 * 1024 * 1024)
+
+# --- Notification webhook (shared by ingest and the sandbox) --------------------------------
+# The secret path segment PG&E posts to: /pge/notify/<token>/. Several, comma-separated,
+# during a rotation. The development default is not a secret: production requires its own.
+GASCAP_NOTIFY_TOKENS = env.list("GASCAP_NOTIFY_TOKEN", default=["dev-notify-token"])

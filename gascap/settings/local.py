@@ -34,3 +34,9 @@ GASCAP_PGE_CLIENT_KEY = env.str(
 )
 GASCAP_PGE_THIRD_PARTY_ID = env.str("GASCAP_PGE_THIRD_PARTY_ID", default="50098")
 
+
+# Where the sandbox POSTs its BatchList notifications (gascap's own webhook).
+GASCAP_SANDBOX_NOTIFY_URL = env.str(
+    "GASCAP_SANDBOX_NOTIFY_URL",
+    default=f"http://localhost:8000/pge/notify/{GASCAP_NOTIFY_TOKENS[0]}/",  # noqa: F405
+)
