@@ -185,6 +185,7 @@ else:
     for _folder in ("queue", "control"):
         (CELERY_FILESYSTEM_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # --- PG&E ----------------------------------------------------------------------------------
 # QA and production are configuration, not code (see pge-smd.md "Hosts and transport").
@@ -216,3 +217,49 @@ GASCAP_PGE_MAX_BODY_BYTES = env.int("GASCAP_PGE_MAX_BODY_BYTES", default=1024 * 
 # The secret path segment PG&E posts to: /pge/notify/<token>/. Several, comma-separated,
 # during a rotation. The development default is not a secret: production requires its own.
 GASCAP_NOTIFY_TOKENS = env.list("GASCAP_NOTIFY_TOKEN", default=["dev-notify-token"])
+
+# --- Customers: consent flow and token lifecycle (customers/) -----------------------------
+# Fernet keys for tokens at rest, comma-separated, newest first; separate from SECRET_KEY.
+# Production refuses to start without them; development generates one into the file below.
+GASCAP_FIELD_ENCRYPTION_KEYS = env.list("GASCAP_FIELD_ENCRYPTION_KEYS", default=[])
+GASCAP_FIELD_ENCRYPTION_DEV_KEY_FILE = env.str(
+    "GASCAP_FIELD_ENCRYPTION_DEV_KEY_FILE", default=str(VAR_DIR / "field-encryption.key")
+)
+# OAuth state lifetime: PG&E's authorization code itself lives about 600 s.
+GASCAP_CONSENT_STATE_TTL = env.int("GASCAP_CONSENT_STATE_TTL", default=600)
+# Refresh access tokens (3600 s at PG&E) this many seconds before they expire.
+GASCAP_TOKEN_REFRESH_SKEW = env.int("GASCAP_TOKEN_REFRESH_SKEW", default=300)
+# A forced refresh (after a 403) is skipped when another worker refreshed this recently.
+GASCAP_TOKEN_FORCE_REFRESH_MIN_AGE = env.int("GASCAP_TOKEN_FORCE_REFRESH_MIN_AGE", default=10)
+# Right after the code exchange PG&E's Authorization resource may not be visible yet.
+GASCAP_CONSENT_AUTHORIZATION_RETRIES = env.int("GASCAP_CONSENT_AUTHORIZATION_RETRIES", default=3)
+GASCAP_CONSENT_AUTHORIZATION_RETRY_SECONDS = env.float(
+    "GASCAP_CONSENT_AUTHORIZATION_RETRY_SECONDS", default=3.0
+)
+
+# --- Ingest: notification webhook and pipeline (ingest/) -----------------------------------
+# Optional Basic credentials on the webhook, on top of the secret path segment: "user:password"
+# pairs, comma-separated (several during a rotation). Empty = path segment only.
+GASCAP_NOTIFY_BASIC_CREDENTIALS = env.list("GASCAP_NOTIFY_BASIC_CREDENTIALS", default=[])
+# A BatchList is a few hundred bytes per resource: 256 KiB is ample (and nginx caps the same).
+GASCAP_NOTIFY_MAX_BODY_BYTES = env.int("GASCAP_NOTIFY_MAX_BODY_BYTES", default=256 * 1024)
+# The same body again within this many seconds is recorded as DUPLICATE and starts no work.
+GASCAP_NOTIFY_DUPLICATE_WINDOW = env.int("GASCAP_NOTIFY_DUPLICATE_WINDOW", default=3600)
+# Most resource URLs one BatchList may name.
+GASCAP_NOTIFY_MAX_RESOURCES = env.int("GASCAP_NOTIFY_MAX_RESOURCES", default=500)
+# Task runs a row may take before it is POISONED (a run that never records an outcome counts).
+GASCAP_INGEST_POISON_LIMIT = env.int("GASCAP_INGEST_POISON_LIMIT", default=6)
+# Transient failures retry after a full-jitter delay in [0, min(cap, base * 2**n)] seconds.
+GASCAP_INGEST_BACKOFF_BASE = env.float("GASCAP_INGEST_BACKOFF_BASE", default=5.0)
+GASCAP_INGEST_BACKOFF_CAP = env.float("GASCAP_INGEST_BACKOFF_CAP", default=600.0)
+# PG&E's vendor-wide budget (~1 request/s); 0 turns the shared limiter off.
+GASCAP_PGE_RATE_LIMIT_PER_SECOND = env.float("GASCAP_PGE_RATE_LIMIT_PER_SECOND", default=1.0)
+GASCAP_PGE_RATE_LIMIT_MAX_WAIT = env.float("GASCAP_PGE_RATE_LIMIT_MAX_WAIT", default=120.0)
+# The sweeper re-queues notifications/fetches left RECEIVED/PROCESSING/PENDING this long.
+GASCAP_INGEST_SWEEP_AGE = env.int("GASCAP_INGEST_SWEEP_AGE", default=300)
+# Daily data request: "subscription" (one async request per active authorization) or "bulk"
+# (one Batch/Bulk request with the client token).
+GASCAP_INGEST_DAILY_REQUEST_MODE = env.str("GASCAP_INGEST_DAILY_REQUEST_MODE", default="subscription")
+# Days the gap audit looks back, and days per PG&E request (integrators use <= ~30).
+GASCAP_INGEST_GAP_AUDIT_DAYS = env.int("GASCAP_INGEST_GAP_AUDIT_DAYS", default=14)
+GASCAP_INGEST_REQUEST_MAX_DAYS = env.int("GASCAP_INGEST_REQUEST_MAX_DAYS", default=30)

@@ -1,0 +1,49 @@
+# gascap developer commands. `make run` and `make test` are the README's quick start.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+SIZE ?= full
+PEERS ?=
+
+.PHONY: run test lint format bench demo migrate clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+# Web (port 8000), Celery worker, beat and the local PG&E sandbox (port 8443), in the
+# foreground with interleaved logs; Ctrl-C stops them all.
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py run_prepare
+	$(VENV)/bin/honcho start -f Procfile.dev
+
+test: venv
+	$(VENV)/bin/pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Speed and memory of ESPI import against the bare streaming-parse floor (SIZE=small|full).
+bench: venv
+	$(PY) bench/espi_bench.py --size $(SIZE) $(if $(PEERS),--peers,)
+
+# The whole job end to end on this machine: consent, notification, fetch, storage.
+demo: venv
+	$(PY) manage.py run_demo
+
+clean:
+	rm -rf var/broker var/bench
