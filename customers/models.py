@@ -1,1 +1,217 @@
-"""Models of this app."""
+"""Customers, their consents (Authorization) with encrypted tokens, the subscription's usage
+points, the client-credentials token and the one-time OAuth `state` records.
+
+Token columns hold only ciphertext from `customers.crypto`, bound to the row's
+`token_binding` and the column name, and are `editable=False` so no admin form or ModelForm
+ever includes them. Read and write them through `token_read` / `token_write`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.db import models
+
+from customers import crypto
+
+
+class TokenCarrier(models.Model):
+    """A row with encrypted token columns bound to it (Authorization, ClientToken)."""
+
+    # Part of every ciphertext's authenticated payload: copying a ciphertext into another row
+    # fails to decrypt (reliability test 51). Never changes once the row exists.
+    token_binding = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+
+    class Meta:
+        abstract = True
+
+    def _binding(self) -> str:
+        return f"{self._meta.label_lower}:{self.token_binding}"
+
+    def token_read(self, field: str) -> str | None:
+        """The plaintext of token column `field` (None when empty). Raises TokenDecryptError."""
+        ciphertext = getattr(self, field)
+        if not ciphertext:
+            return None
+        return crypto.token_decrypt(ciphertext, binding=self._binding(), field=field)
+
+    def token_write(self, field: str, value: str | None) -> None:
+        setattr(
+            self,
+            field,
+            crypto.token_encrypt(value, binding=self._binding(), field=field) if value else "",
+        )
+
+
+class Customer(models.Model):
+    """A PG&E customer who gave (or is giving) consent. Holds no PG&E credentials."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    display_name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class AuthorizationStatus(models.TextChoices):
+    PENDING = "PENDING", "pending"
+    ACTIVE = "ACTIVE", "active"
+    REVOKED = "REVOKED", "revoked"
+    EXPIRED = "EXPIRED", "expired"
+    NEEDS_RECONSENT = "NEEDS_RECONSENT", "needs re-consent"
+
+
+class Authorization(TokenCarrier):
+    """One consent at PG&E: subscription id = authorization id = retail customer id
+    (pge-smd.md, code exchange), its scope and periods, and the customer's tokens."""
+
+    Status = AuthorizationStatus
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="authorizations")
+    public_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    status = models.CharField(
+        max_length=20, choices=AuthorizationStatus.choices, default=AuthorizationStatus.PENDING
+    )
+    # NULL until the exchange answered; unique when set (NULLs do not collide).
+    subscription_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    resource_uri = models.URLField(max_length=500, blank=True)
+    authorization_uri = models.URLField(max_length=500, blank=True)
+    scope = models.TextField(blank=True)
+    scope_params = models.JSONField(default=dict, blank=True)
+    authorized_start = models.DateTimeField(null=True, blank=True)
+    authorized_end = models.DateTimeField(null=True, blank=True)
+    published_start = models.DateTimeField(null=True, blank=True)
+    published_end = models.DateTimeField(null=True, blank=True)
+    # The consent's own expiry at PG&E (Authorization resource `expires_at`).
+    expires_at = models.DateTimeField(null=True, blank=True)
+    pge_status = models.SmallIntegerField(null=True, blank=True)
+    access_token_encrypted = models.TextField(blank=True, editable=False)
+    refresh_token_encrypted = models.TextField(blank=True, editable=False)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "access_token_expires_at"])]
+
+    def __str__(self) -> str:
+        return f"Authorization {self.subscription_id or self.public_id} ({self.status})"
+
+    @property
+    def access_token(self) -> str | None:
+        return self.token_read("access_token_encrypted")
+
+    @property
+    def refresh_token(self) -> str | None:
+        return self.token_read("refresh_token_encrypted")
+
+    def tokens_set(
+        self, *, access_token: str | None, refresh_token: str | None, expires_at: datetime | None
+    ) -> None:
+        self.token_write("access_token_encrypted", access_token)
+        self.token_write("refresh_token_encrypted", refresh_token)
+        self.access_token_expires_at = expires_at
+
+    def tokens_erase(self) -> None:
+        self.access_token_encrypted = ""
+        self.refresh_token_encrypted = ""
+        self.access_token_expires_at = None
+
+    def access_token_fresh(self, *, now: datetime, skew: timedelta) -> bool:
+        """A usable access token that does not expire within `skew`."""
+        return bool(
+            self.access_token_encrypted
+            and self.access_token_expires_at
+            and self.access_token_expires_at > now + skew
+        )
+
+
+class ServiceKind(models.TextChoices):
+    ELECTRIC = "electric", "electric"
+    GAS = "gas", "gas"
+    OTHER = "other", "other / not yet known"
+
+
+class SubscriptionUsagePoint(models.Model):
+    """A UsagePoint (PG&E: one service agreement / meter) that the subscription covers."""
+
+    ServiceKind = ServiceKind
+
+    authorization = models.ForeignKey(
+        Authorization, on_delete=models.CASCADE, related_name="usage_points"
+    )
+    usage_point_id = models.CharField(max_length=64)
+    service_kind = models.CharField(
+        max_length=10, choices=ServiceKind.choices, default=ServiceKind.OTHER
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["authorization", "usage_point_id"], name="uniq_subscription_usage_point"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"UsagePoint {self.usage_point_id} ({self.service_kind})"
+
+
+class ClientToken(TokenCarrier):
+    """The client-credentials token (Bulk, Authorization, ReadServiceStatus): one row, pk 1."""
+
+    SINGLETON_PK = 1
+
+    access_token_encrypted = models.TextField(blank=True, editable=False)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    scope = models.TextField(blank=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return "client-credentials token"
+
+    @property
+    def access_token(self) -> str | None:
+        return self.token_read("access_token_encrypted")
+
+    def access_token_fresh(self, *, now: datetime, skew: timedelta) -> bool:
+        return bool(
+            self.access_token_encrypted
+            and self.access_token_expires_at
+            and self.access_token_expires_at > now + skew
+        )
+
+
+class ConsentState(models.Model):
+    """One OAuth `state`: random, single-use, short-lived, bound to one browser session.
+
+    Only the SHA-256 of the state and of the session's binding nonce are stored, so a database
+    reader cannot complete someone else's flow.
+    """
+
+    state_hash = models.CharField(max_length=64, unique=True)
+    session_binding_hash = models.CharField(max_length=64)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True)
+    next_path = models.CharField(max_length=500, blank=True)
+    # "start" (our button / the seed's /Goto_login) or "portal" (PG&E-initiated).
+    source = models.CharField(max_length=10, default="start")
+    created_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"ConsentState {self.pk}"

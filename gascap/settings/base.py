@@ -263,3 +263,17 @@ GASCAP_INGEST_DAILY_REQUEST_MODE = env.str("GASCAP_INGEST_DAILY_REQUEST_MODE", d
 # Days the gap audit looks back, and days per PG&E request (integrators use <= ~30).
 GASCAP_INGEST_GAP_AUDIT_DAYS = env.int("GASCAP_INGEST_GAP_AUDIT_DAYS", default=14)
 GASCAP_INGEST_REQUEST_MAX_DAYS = env.int("GASCAP_INGEST_REQUEST_MAX_DAYS", default=30)
+
+# --- Sandbox (a local PG&E; the app is installed only by local/test settings) -------------
+# Seconds the sandbox waits before POSTing a BatchList after an asynchronous request
+# (PG&E takes 10-120 s; the sandbox is quicker so the demo and tests are).
+GASCAP_SANDBOX_NOTIFY_DELAY = env.float("GASCAP_SANDBOX_NOTIFY_DELAY", default=1.0)
+# Days a sandbox Batch request without published-min/max covers.
+GASCAP_SANDBOX_DEFAULT_DAYS = env.int("GASCAP_SANDBOX_DEFAULT_DAYS", default=3)
+# Redirect URIs the sandbox accepts besides GASCAP_PGE_REDIRECT_URI (comma-separated).
+GASCAP_SANDBOX_EXTRA_REDIRECT_URIS = env.list("GASCAP_SANDBOX_EXTRA_REDIRECT_URIS", default=[])
+
+# --- ESPI reading storage (ingest.readings) --------------------------------------------------
+# PostgreSQL work_mem for the one merge statement of a document import (SET LOCAL, that
+# transaction only): a 100-customer-year Bulk feed sorts 3.5 M rows, kept in memory with this.
+GASCAP_INGEST_WORK_MEM = env.str("GASCAP_INGEST_WORK_MEM", default="128MB")

@@ -66,7 +66,7 @@ def test_production_security_block() -> None:
         " s.SECURE_PROXY_SSL_HEADER, s.X_FRAME_OPTIONS, s.GASCAP_ADMIN_PATH,"
         " 'sandbox' in s.INSTALLED_APPS)"
     )
-    result = _manage("shell", "-c", code, env=env)
+    result = _manage("shell", "--no-imports", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
     debug, hsts, session_secure, csrf_secure, *_rest = result.stdout.split(" ", 4)
     assert debug == "False"
@@ -101,6 +101,6 @@ def test_embedded_default_needs_no_server() -> None:
         "from django.conf import settings as s;"
         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)"
     )
-    result = _manage("shell", "-c", code, env=env)
+    result = _manage("shell", "--no-imports", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"]

@@ -1,0 +1,218 @@
+"""The operators' admin for customers and consents.
+
+Token columns are never shown, editable or exported: they are `editable=False` on the models
+(so no admin form includes them) and no list, readonly field or inline names them
+(reliability R8, test 52). Actions call one service each; data requests go by task name.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from customers.authorization_sync import authorization_revoke
+from customers.models import Authorization, ClientToken, Customer, SubscriptionUsagePoint
+from customers.scope import scope_describe
+from customers.services import (
+    AuthorizationUnavailable,
+    authorization_refresh,
+    subscription_request_enqueue,
+)
+from gascap.pge.errors import PgeError
+
+logger = logging.getLogger(__name__)
+
+STATUS_COLOURS = {
+    Authorization.Status.ACTIVE: "#1a7f37",
+    Authorization.Status.PENDING: "#6e7781",
+    Authorization.Status.NEEDS_RECONSENT: "#bc4c00",
+    Authorization.Status.REVOKED: "#cf222e",
+    Authorization.Status.EXPIRED: "#8250df",
+}
+
+# The fields an operator sees on a consent; never a token column or the token binding.
+AUTHORIZATION_FIELDS = (
+    "customer",
+    "subscription_id",
+    "status",
+    "pge_status",
+    "scope_readable",
+    "scope",
+    "authorized_start",
+    "authorized_end",
+    "published_start",
+    "published_end",
+    "expires_at",
+    "access_token_expires_at",
+    "last_refreshed_at",
+    "last_error",
+    "last_error_at",
+    "resource_uri",
+    "authorization_uri",
+    "created_at",
+    "updated_at",
+)
+
+
+@admin.display(description="status", ordering="status")
+def status_badge(obj: Authorization) -> str:
+    colour = STATUS_COLOURS.get(obj.status, "#6e7781")
+    return format_html(
+        '<strong class="gascap-status" style="color: {}">{}</strong>',
+        colour,
+        obj.get_status_display(),
+    )
+
+
+@admin.display(description="last error")
+def last_error_short(obj: Authorization) -> str:
+    return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
+
+
+class AuthorizationInline(admin.TabularInline):
+    model = Authorization
+    fields = (
+        "subscription_id",
+        status_badge,
+        "access_token_expires_at",
+        "expires_at",
+        last_error_short,
+    )
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # consents come from PG&E's flow, never typed in
+
+
+class UsagePointInline(admin.TabularInline):
+    model = SubscriptionUsagePoint
+    fields = ("usage_point_id", "service_kind", "created_at")
+    readonly_fields = ("usage_point_id", "created_at")
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "email", "created_at")
+    search_fields = ("display_name", "email", "authorizations__subscription_id")
+    readonly_fields = ("public_id", "created_at")
+    fields = ("display_name", "email", "public_id", "created_at")
+    inlines = (AuthorizationInline,)
+
+
+@admin.register(Authorization)
+class AuthorizationAdmin(admin.ModelAdmin):
+    list_display = (
+        "subscription_id",
+        "customer",
+        status_badge,
+        "access_token_expires_at",
+        "expires_at",
+        last_error_short,
+    )
+    list_filter = ("status", "usage_points__service_kind", "created_at")
+    search_fields = ("subscription_id", "customer__display_name", "customer__email")
+    list_select_related = ("customer",)
+    fields = AUTHORIZATION_FIELDS
+    readonly_fields = AUTHORIZATION_FIELDS
+    inlines = (UsagePointInline,)
+    actions = ("refresh_tokens_now", "request_data_now", "revoke_consent")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the row is the record of the consent
+
+    @admin.display(description="scope (readable)")
+    def scope_readable(self, obj: Authorization) -> str:
+        return scope_describe(obj.scope_params)
+
+    @admin.action(description="Refresh tokens now", permissions=["change"])
+    def refresh_tokens_now(self, request: HttpRequest, queryset: QuerySet[Authorization]) -> None:
+        now = timezone.now()
+        done, failed = 0, []
+        for authorization in queryset:
+            try:
+                authorization_refresh(authorization_id=authorization.pk, now=now, force=True)
+            except (AuthorizationUnavailable, PgeError) as exc:
+                failed.append(f"{authorization.subscription_id}: {exc}")
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"Refreshed {done} token(s).", messages.SUCCESS)
+        for failure in failed:
+            self.message_user(request, f"Not refreshed: {failure}", messages.WARNING)
+
+    @admin.action(description="Request data now", permissions=["change"])
+    def request_data_now(self, request: HttpRequest, queryset: QuerySet[Authorization]) -> None:
+        active = queryset.filter(status=Authorization.Status.ACTIVE)
+        for authorization in active:
+            subscription_request_enqueue(authorization_id=authorization.pk)
+        skipped = queryset.count() - active.count()
+        self.message_user(request, f"Requested data for {active.count()} consent(s).")
+        if skipped:
+            self.message_user(request, f"Skipped {skipped} inactive consent(s).", messages.WARNING)
+
+    @admin.action(description="Revoke consent at PG&E", permissions=["change"])
+    def revoke_consent(
+        self, request: HttpRequest, queryset: QuerySet[Authorization]
+    ) -> HttpResponse | None:
+        if request.POST.get("confirmed") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Revoke consent at PG&E?",
+                "authorizations": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "customers/admin/revoke_confirmation.html", context)
+        now = timezone.now()
+        revoked = 0
+        for authorization in queryset:
+            try:
+                authorization_revoke(authorization_id=authorization.pk, now=now)
+            except (PgeError, AuthorizationUnavailable) as exc:
+                self.message_user(
+                    request,
+                    f"Could not revoke {authorization.subscription_id}: {exc}",
+                    messages.ERROR,
+                )
+            else:
+                revoked += 1
+        if revoked:
+            self.message_user(request, f"Revoked {revoked} consent(s).", messages.SUCCESS)
+        return None
+
+
+@admin.register(ClientToken)
+class ClientTokenAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "access_token_expires_at", "last_refreshed_at", "last_error")
+    fields = (
+        "scope",
+        "access_token_expires_at",
+        "last_refreshed_at",
+        "last_error",
+        "last_error_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

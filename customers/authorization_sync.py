@@ -1,0 +1,134 @@
+"""Keeping our authorizations in step with PG&E's Authorization resource: applying what PG&E
+reports (status, periods, scope, expiry, usage points), revoking a consent from our side, and
+the daily poll of the Authorization feed (consent changes may never be notified).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from customers import services
+from customers.models import Authorization, SubscriptionUsagePoint
+from customers.services import client_access_token
+from gascap.pge.errors import PgeError
+
+if TYPE_CHECKING:
+    from gascap.pge.authorization import AuthorizationInfo
+
+logger = logging.getLogger(__name__)
+
+Status = Authorization.Status
+
+# PG&E's Authorization `status` (pge-smd.md, Data APIs): 0 revoked, 1 active, 2 denied.
+PGE_REVOKED, PGE_ACTIVE, PGE_DENIED = 0, 1, 2
+
+
+def usage_points_record(
+    *, authorization: Authorization, usage_point_ids: list[str], service_kind: str | None = None
+) -> int:
+    """Record the subscription's usage points (idempotent); returns how many were new."""
+    created = 0
+    for usage_point_id in usage_point_ids:
+        defaults: dict[str, Any] = {}
+        if service_kind:
+            defaults["service_kind"] = service_kind
+        _, was_created = SubscriptionUsagePoint.objects.get_or_create(
+            authorization=authorization, usage_point_id=str(usage_point_id), defaults=defaults
+        )
+        created += int(was_created)
+    return created
+
+
+def authorization_apply_info(
+    *, authorization: Authorization, info: AuthorizationInfo, now: datetime
+) -> None:
+    """Copy PG&E's Authorization resource onto the row (periods, scope, status, expiry)."""
+    for field in (
+        "authorized_start",
+        "authorized_end",
+        "published_start",
+        "published_end",
+        "expires_at",
+    ):
+        value = getattr(info, field, None)
+        if value is not None:
+            setattr(authorization, field, value)
+    if info.scope:
+        authorization.scope = info.scope
+        authorization.scope_params = info.scope_params or {}
+    if info.resource_uri:
+        authorization.resource_uri = info.resource_uri
+    if info.authorization_uri:
+        authorization.authorization_uri = info.authorization_uri
+    authorization.pge_status = info.status
+    # PG&E's status: 0 revoked, 1 active, 2 denied (pge-smd.md, Authorization).
+    if info.status in (PGE_REVOKED, PGE_DENIED) and authorization.status != Status.REVOKED:
+        authorization.status = Status.REVOKED
+        authorization.tokens_erase()
+        authorization.last_error = (
+            "PG&E reports the consent revoked."
+            if info.status == PGE_REVOKED
+            else "PG&E denied the consent."
+        )
+        authorization.last_error_at = now
+        logger.warning("Authorization %s is %s at PG&E", authorization.pk, authorization.last_error)
+    elif info.status == PGE_ACTIVE and info.expires_at is not None and info.expires_at <= now:
+        if authorization.status != Status.EXPIRED:
+            authorization.status = Status.EXPIRED
+            authorization.tokens_erase()
+            authorization.last_error = "The consent expired at PG&E."
+            authorization.last_error_at = now
+    elif info.status == PGE_ACTIVE and authorization.status == Status.PENDING:
+        authorization.status = Status.ACTIVE
+    authorization.save()
+    if info.usage_point_ids:
+        usage_points_record(authorization=authorization, usage_point_ids=list(info.usage_point_ids))
+
+
+def authorization_revoke(*, authorization_id: int, now: datetime) -> Authorization:
+    """Revoke the consent at PG&E (`DELETE Authorization/{SID}` with the client token), then
+    mark the row REVOKED and erase its tokens. A PG&E error leaves the row as it was."""
+    authorization = Authorization.objects.get(pk=authorization_id)
+    if authorization.subscription_id and authorization.status != Status.REVOKED:
+        token = client_access_token(now=now)
+        services.pge_client().authorization_delete(
+            subscription_id=authorization.subscription_id, client_token=token
+        )
+    with transaction.atomic():
+        authorization = Authorization.objects.select_for_update().get(pk=authorization_id)
+        authorization.status = Status.REVOKED
+        authorization.tokens_erase()
+        authorization.last_error = "Revoked by an operator."
+        authorization.last_error_at = now
+        authorization.save()
+    logger.warning("Authorization %s revoked by an operator", authorization.pk)
+    return authorization
+
+
+def authorizations_poll(*, now: datetime) -> dict[str, int]:
+    """Read PG&E's Authorization feed with the client token and apply each entry we know."""
+    token = client_access_token(now=now)
+    infos = services.pge_client().authorizations_list(client_token=token)
+    counts = {"seen": len(infos), "applied": 0, "unknown": 0, "failed": 0}
+    for info in infos:
+        with transaction.atomic():
+            authorization = (
+                Authorization.objects.select_for_update()
+                .filter(subscription_id=str(info.subscription_id))
+                .first()
+            )
+            if authorization is None:
+                counts["unknown"] += 1
+                continue
+            try:
+                authorization_apply_info(authorization=authorization, info=info, now=now)
+            except (PgeError, ValueError):
+                logger.exception("Could not apply PG&E's Authorization %s", authorization.pk)
+                counts["failed"] += 1
+            else:
+                counts["applied"] += 1
+    return counts

@@ -1,0 +1,18 @@
+"""Reads of customers and authorizations for other packages (ingest) and the admin."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from customers.models import Authorization
+
+
+def active_authorizations() -> QuerySet[Authorization]:
+    """Consents work may run for: ACTIVE (not revoked, expired or needing re-consent)."""
+    return Authorization.objects.filter(status=Authorization.Status.ACTIVE).select_related(
+        "customer"
+    )
+
+
+def authorization_for_subscription(*, subscription_id: str) -> Authorization | None:
+    return Authorization.objects.filter(subscription_id=subscription_id).first()

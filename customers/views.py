@@ -1,0 +1,120 @@
+"""The consent flow's views: start (also the seed's `/Goto_login`), PG&E's portal URI, the
+OAuth callback (also the seed's `/OAuthCallback`) and the "done" page.
+
+Every response carries `Referrer-Policy: no-referrer` and `Cache-Control: no-store`, the pages
+load no third-party asset, and the callback answers 303 to a URL without the code
+(reliability rule R7, tests 49 and 50). Views stay thin: state rules live in
+`customers.states`, the exchange in `customers.consent`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from customers import services
+from customers.consent import ConsentFailed, consent_complete
+from customers.models import Authorization
+from customers.states import ConsentStateRejected, consent_state_consume, consent_state_create
+
+logger = logging.getLogger(__name__)
+
+ViewFunc = Callable[..., HttpResponse]
+
+
+def consent_headers(view: ViewFunc) -> ViewFunc:
+    """No Referer leaves a consent page (the callback URL carries the code), nothing cached."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Referrer-Policy"] = "no-referrer"
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return wrapped
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    status_code = 303
+
+
+def _page(
+    request: HttpRequest, template: str, *, status: int = 200, **context: Any
+) -> HttpResponse:
+    return render(request, f"customers/{template}", context, status=status)
+
+
+def _start(request: HttpRequest, *, source: str) -> HttpResponse:
+    state = consent_state_create(
+        session=request.session,
+        now=timezone.now(),
+        next_path=request.GET.get("next"),
+        source=source,
+    )
+    return HttpResponseRedirect(services.pge_client().authorize_url(state=state))
+
+
+@require_GET
+@consent_headers
+def consent_start(request: HttpRequest) -> HttpResponse:
+    """Start a consent: a fresh one-time state, then PG&E's (or the sandbox's) consent page."""
+    return _start(request, source="start")
+
+
+@require_GET
+@consent_headers
+def consent_portal(request: HttpRequest) -> HttpResponse:
+    """PG&E-initiated consent: the customer started at pge.com and lands on our registered
+    portal URI with `scope` and `ThirdPartyID`; we start the redirect flow ourselves."""
+    expected = settings.GASCAP_PGE_THIRD_PARTY_ID
+    given = request.GET.get("ThirdPartyID", "")
+    if expected and given and given != expected:
+        logger.warning("Portal visit for another third party id")
+        return _page(request, "consent_failed.html", status=400, reason="wrong_party")
+    return _start(request, source="portal")
+
+
+@require_GET
+@consent_headers
+def consent_callback(request: HttpRequest) -> HttpResponse:
+    """PG&E's redirect back with `code` and `state` (or `error=access_denied`)."""
+    now = timezone.now()
+    try:
+        state = consent_state_consume(
+            state=request.GET.get("state"), session=request.session, now=now
+        )
+    except ConsentStateRejected as exc:
+        logger.warning("Consent callback refused: %s", exc.reason)
+        return _page(request, "consent_state_rejected.html", status=400)
+    error = request.GET.get("error")
+    if error == "access_denied":
+        return _page(request, "consent_cancelled.html")
+    code = request.GET.get("code")
+    if error or not code or len(code) > 2000:
+        logger.warning("Consent callback without a usable code (error=%s)", (error or "")[:40])
+        return _page(request, "consent_failed.html", status=400, reason="no_code")
+    try:
+        authorization = consent_complete(state=state, code=code, now=now)
+    except ConsentFailed as exc:
+        status = 502 if exc.reason == "unavailable" else 400
+        return _page(request, "consent_failed.html", status=status, reason=exc.reason)
+    target = state.next_path or reverse("customers:consent_done", args=[authorization.public_id])
+    return HttpResponseSeeOther(target)
+
+
+@require_GET
+@consent_headers
+def consent_done(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Where the callback sends the browser: a page without the code in its URL."""
+    authorization = get_object_or_404(Authorization, public_id=public_id)
+    return _page(request, "consent_done.html", authorization=authorization)

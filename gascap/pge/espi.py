@@ -1,0 +1,462 @@
+"""The streaming ESPI (Green Button) parser: interval readings out as they are read, the small
+resources collected and linked after the document ends.
+
+Memory stays flat whatever the document size: readings are cleared as soon as they are read
+and consumed siblings are deleted, so a 800 MB feed never becomes a tree. Elements are matched
+by `{namespace}localname`, never by prefix (PG&E has changed its prefixes, espi-model.md §1.2).
+A `feed` or a single `entry` root, a UTF-8 BOM, stray text, unknown elements and codes are
+accepted. The XML parser itself comes from `gascap.pge.safexml` (R3: DOCTYPE refused, no
+entities, no network); every malformed or hostile input raises `EspiRejected` (that module's
+`XmlRejected`) with the line and column where the parser knows them.
+
+Usage::
+
+    stream = EspiStream(source)
+    for block, rows in stream.batches():
+        ...                         # block: BlockRef (links filled once its entry ended)
+    series = stream.document_series()   # {block number: Series}, resolved after the end
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+from typing import IO
+
+from lxml import etree
+
+from gascap.pge.espi_types import (
+    ATOM_NS,
+    ESPI_NS,
+    READING_TYPE_FIELDS,
+    BlockRef,
+    EspiDocument,
+    Links,
+    LocalTimeParametersInfo,
+    MeterReadingInfo,
+    ReadingRow,
+    ReadingTypeInfo,
+    Series,
+    SummaryMeasurement,
+    UsagePointInfo,
+    UsageSummaryInfo,
+)
+from gascap.pge.safexml import XmlRejected, espi_iterparse
+
+__all__ = [
+    "EspiDocument",
+    "EspiRejected",
+    "EspiStream",
+    "ReadingRow",
+    "ReadingTypeInfo",
+    "Series",
+    "espi_read",
+]
+
+# The one error type for malformed or hostile ESPI input (line/column where known).
+EspiRejected = XmlRejected
+
+_A = "{" + ATOM_NS + "}"
+_E = "{" + ESPI_NS + "}"
+T_ENTRY = _A + "entry"
+T_LINK = _A + "link"
+T_CONTENT = _A + "content"
+T_TITLE = _A + "title"
+T_READING = _E + "IntervalReading"
+T_BLOCK = _E + "IntervalBlock"
+T_TIME_PERIOD = _E + "timePeriod"
+T_START = _E + "start"
+T_DURATION = _E + "duration"
+T_VALUE = _E + "value"
+T_COST = _E + "cost"
+T_QUALITY_BOX = _E + "ReadingQuality"
+T_QUALITY = _E + "quality"
+T_TOU = _E + "tou"
+T_CPP = _E + "cpp"
+T_TIER = _E + "consumptionTier"
+
+_SUMMARY_RESOURCES = ("UsageSummary", "ElectricPowerUsageSummary")
+
+
+def _int(text: str | None, *, what: str, element: etree._Element) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise EspiRejected(
+            "invalid", f"{what} {text[:40]!r} is not an integer", line=element.sourceline
+        ) from None
+
+
+def _start(text: str | None, element: etree._Element) -> int | Decimal | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        # Eversource writes a fractional epoch (espi-model.md §5): keep it exactly.
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise EspiRejected(
+            "invalid",
+            f"timePeriod start {text.strip()[:40]!r} is not a number",
+            line=element.sourceline,
+        ) from None
+    if not value.is_finite():
+        raise EspiRejected("invalid", "timePeriod start is not finite", line=element.sourceline)
+    return int(value) if value == value.to_integral_value() else value
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _tree_dict(element: etree._Element) -> dict[str, object]:
+    """A small resource as nested dicts of local names (repeated names become lists)."""
+    out: dict[str, object] = {}
+    for child in element:
+        name = _local(child.tag)
+        if not name:
+            continue
+        value: object = _tree_dict(child) if len(child) else (child.text or "").strip()
+        if name in out:
+            existing = out[name]
+            if isinstance(existing, list):
+                existing.append(value)
+            else:
+                out[name] = [existing, value]
+        else:
+            out[name] = value
+    return out
+
+
+def _code(data: dict[str, object], name: str) -> int | None:
+    value = data.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            return int(Decimal(value))  # fractional or exotic: keep what is exact enough
+        except (InvalidOperation, ValueError):
+            return None
+
+
+def _text(data: dict[str, object], name: str) -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _measurement(data: object) -> SummaryMeasurement | None:
+    if not isinstance(data, dict):
+        return None
+    return SummaryMeasurement(
+        value=_code(data, "value"),
+        multiplier=_code(data, "powerOfTenMultiplier") or 0,
+        uom=_code(data, "uom"),
+    )
+
+
+class EspiStream:
+    """One pass over one ESPI document. Iterate `batches()` once, then read `document`."""
+
+    def __init__(self, source: IO[bytes] | str, *, batch_size: int = 4096) -> None:
+        self._source = source
+        self._batch_size = batch_size
+        self.document = EspiDocument()
+        self._finished = False
+
+    def batches(self) -> Iterator[tuple[BlockRef, list[ReadingRow]]]:
+        """Yield (block, readings) batches in document order; at most `batch_size` each."""
+        doc = self.document
+        batch: list[ReadingRow] = []
+        block: BlockRef | None = None
+        entry_blocks: list[BlockRef] = []
+        size = self._batch_size
+        skipped = 0
+        since_trim = 0
+        events = espi_iterparse(self._source, events=("end",), tag=(T_READING, T_BLOCK, T_ENTRY))
+        for _event, element in events:
+            tag = element.tag
+            if tag == T_READING:
+                if block is None:
+                    block = BlockRef(number=len(doc.blocks))
+                    doc.blocks.append(block)
+                    entry_blocks.append(block)
+                row = self._reading(element)
+                if row is None:
+                    skipped += 1
+                else:
+                    batch.append(row)
+                element.clear()
+                since_trim += 1
+                if since_trim >= 256:
+                    # Drop the readings already read (cleared, but still nodes in the tree).
+                    parent = element.getparent()
+                    if parent is not None:
+                        del parent[:-1]
+                    since_trim = 0
+                if len(batch) >= size:
+                    yield block, batch
+                    batch = []
+            elif tag == T_BLOCK:
+                # The readings that follow belong to another block (Eversource sends 36
+                # blocks in one entry).
+                if batch and block is not None:
+                    yield block, batch
+                    batch = []
+                block = None
+                since_trim = 0
+                element.clear()
+            else:  # an entry ended: its links are known, small resources are read whole
+                links = self._entry(element)
+                for ref in entry_blocks:
+                    ref.links = links
+                entry_blocks = []
+                if batch and block is not None:
+                    yield block, batch
+                    batch = []
+                block = None
+                element.clear()
+                parent = element.getparent()
+                if parent is not None:
+                    del parent[:-1]
+        if batch and block is not None:
+            yield block, batch
+        doc.readings_skipped = skipped
+        self._finished = True
+
+    def _reading(self, element: etree._Element) -> ReadingRow | None:
+        start = duration = value = cost = quality = tou = cpp = tier = None
+        for child in element:
+            tag = child.tag
+            if tag == T_VALUE:
+                value = _int(child.text, what="IntervalReading value", element=child)
+            elif tag == T_TIME_PERIOD:
+                for part in child:
+                    if part.tag == T_START:
+                        start = _start(part.text, part)
+                    elif part.tag == T_DURATION:
+                        duration = _int(part.text, what="timePeriod duration", element=part)
+            elif tag == T_COST:
+                cost = _int(child.text, what="IntervalReading cost", element=child)
+            elif tag == T_QUALITY_BOX:
+                if quality is None:
+                    # Several codes may be sent; the first one is the reading's quality.
+                    for part in child:
+                        if part.tag == T_QUALITY:
+                            quality = _int(part.text, what="ReadingQuality", element=part)
+            elif tag == T_TOU:
+                tou = _int(child.text, what="tou", element=child)
+            elif tag == T_CPP:
+                cpp = _int(child.text, what="cpp", element=child)
+            elif tag == T_TIER:
+                tier = _int(child.text, what="consumptionTier", element=child)
+        if start is None or duration is None or value is None:
+            return None
+        return (start, duration, value, cost, quality, tou, cpp, tier)
+
+    def _entry(self, entry: etree._Element) -> Links:
+        links = Links()
+        resources: list[etree._Element] = []
+        title = ""
+        for child in entry:
+            tag = child.tag
+            if tag == T_LINK:
+                rel = child.get("rel", "alternate")
+                href = (child.get("href") or "").strip()
+                if not href:
+                    continue
+                if rel == "self":
+                    links.self_href = links.self_href or href
+                elif rel == "up":
+                    links.up_href = links.up_href or href
+                elif rel == "related":
+                    links.related.append(href)
+            elif tag == T_CONTENT:
+                resources.extend(c for c in child if isinstance(c.tag, str))
+            elif tag == T_TITLE:
+                title = (child.text or "").strip()
+        for resource in resources:
+            self._resource(resource, links, title)
+        return links
+
+    def _resource(self, resource: etree._Element, links: Links, title: str) -> None:
+        tag = resource.tag
+        if not isinstance(tag, str) or not tag.startswith(_E):
+            return  # customer data, Atom extras, no-namespace oddities: not ours
+        name = tag[len(_E) :]
+        doc = self.document
+        href = links.self_href or ""
+        if name == "IntervalBlock":
+            return  # its readings already streamed
+        data = _tree_dict(resource)
+        if name == "ReadingType":
+            codes = {f: _code(data, f) for f in READING_TYPE_FIELDS}
+            doc.reading_types[href] = ReadingTypeInfo(href=href, codes=codes)
+        elif name == "UsagePoint":
+            category = data.get("ServiceCategory")
+            kind = _code(category, "kind") if isinstance(category, dict) else None
+            existing = doc.usage_points.get(href)
+            if existing is not None:  # PG&E 2016 repeats a UsagePoint entry: merge links
+                existing.links.related.extend(links.related)
+                return
+            doc.usage_points[href] = UsagePointInfo(
+                href=href,
+                links=links,
+                service_kind=kind,
+                status=_code(data, "status"),
+                title=title,
+            )
+        elif name == "MeterReading":
+            existing_mr = doc.meter_readings.get(href)
+            if existing_mr is not None:
+                existing_mr.links.related.extend(links.related)
+                return
+            doc.meter_readings[href] = MeterReadingInfo(href=href, links=links)
+        elif name == "LocalTimeParameters":
+            doc.local_time_parameters[href] = LocalTimeParametersInfo(
+                href=href,
+                dst_start_rule=_text(data, "dstStartRule") or None,
+                dst_end_rule=_text(data, "dstEndRule") or None,
+                dst_offset=_code(data, "dstOffset"),
+                tz_offset=_code(data, "tzOffset"),
+            )
+        elif name in _SUMMARY_RESOURCES:
+            doc.usage_summaries.append(self._summary(name, href, links, data))
+
+    @staticmethod
+    def _summary(name: str, href: str, links: Links, data: dict[str, object]) -> UsageSummaryInfo:
+        period = data.get("billingPeriod")
+        period = period if isinstance(period, dict) else {}
+        items = data.get("costAdditionalDetailLastPeriod", [])
+        if isinstance(items, dict):
+            items = [items]
+        line_items = (
+            [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+        )
+        return UsageSummaryInfo(
+            href=href,
+            links=links,
+            resource=name,
+            billing_start=_code(period, "start"),
+            billing_duration=_code(period, "duration"),
+            bill_last_period=_code(data, "billLastPeriod"),
+            bill_to_date=_code(data, "billToDate"),
+            cost_additional_last_period=_code(data, "costAdditionalLastPeriod"),
+            currency=_code(data, "currency"),
+            commodity=_code(data, "commodity"),
+            tariff_profile=_text(data, "tariffProfile"),
+            read_cycle=_text(data, "readCycle"),
+            # PG&E sends statusTimeStamp in milliseconds (espi-model.md §5): kept as sent.
+            status_timestamp=_code(data, "statusTimeStamp"),
+            overall_consumption=_measurement(data.get("overallConsumptionLastPeriod")),
+            line_items=line_items,
+            fields=data,
+        )
+
+    # --- resolution, after the document ended ----------------------------------------------
+
+    def document_series(self) -> dict[int, Series]:
+        """Link every block to its usage point, meter reading and reading type."""
+        if not self._finished:
+            raise RuntimeError("document_series() needs batches() to have run to the end")
+        return resolve_series(self.document)
+
+
+def _parent_collection(href: str, collection: str) -> str | None:
+    """`…/UsagePoint/U/MeterReading/M` → `…/UsagePoint/U` (when `collection` is MeterReading)."""
+    head, _, _last = href.rstrip("/").rpartition("/")
+    if head.endswith("/" + collection) or head == collection:
+        return head[: -len(collection)].rstrip("/") or None
+    return None
+
+
+def _usage_point_for(doc: EspiDocument, mr_href: str, mr: MeterReadingInfo | None) -> str:
+    derived = None
+    if mr is not None and mr.links.up_href:
+        up = mr.links.up_href.rstrip("/")
+        if up.endswith("/MeterReading"):
+            derived = up[: -len("/MeterReading")]
+    derived = derived or _parent_collection(mr_href, "MeterReading") or mr_href
+    if derived in doc.usage_points:
+        return derived
+    # Opower: the UsagePoint's related link names the MeterReading itself, and one file puts
+    # the UsagePoint under BillingAccount/… while its MeterReadings are under User/….
+    for up in doc.usage_points.values():
+        if mr_href in up.links.related or f"{up.href}/MeterReading" == derived:
+            return up.href
+    tail = derived.rsplit("/UsagePoint/", 1)[-1] if "/UsagePoint/" in derived else None
+    if tail:
+        for up in doc.usage_points.values():
+            if up.href.endswith("/UsagePoint/" + tail):
+                return up.href
+    if len(doc.usage_points) == 1:
+        return next(iter(doc.usage_points))
+    return derived
+
+
+def _reading_type_for(doc: EspiDocument, mr_href: str, mr: MeterReadingInfo | None) -> str | None:
+    if mr is None:
+        return None
+    candidates = []
+    for href in mr.links.related:
+        if href in doc.reading_types:
+            return href
+        if "/IntervalBlock" in href or "/LocalTimeParameters" in href:
+            continue
+        candidates.append(href)
+    for href in candidates:
+        if "ReadingType" in href:
+            return href
+    return candidates[0] if candidates else None
+
+
+def resolve_series(doc: EspiDocument) -> dict[int, Series]:
+    """Each block's series: exact href matches first, then the real-world fallbacks of §3."""
+    out: dict[int, Series] = {}
+    cache: dict[str, Series] = {}
+    for block in doc.blocks:
+        mr_href = block.meter_reading_href
+        if mr_href is None:
+            continue
+        series = cache.get(mr_href)
+        if series is None:
+            mr = doc.meter_readings.get(mr_href)
+            if mr is None:
+                # Opower MeterReadings relate to one block; match any MR whose related
+                # links start with the block's collection.
+                for candidate in doc.meter_readings.values():
+                    if any(
+                        h.startswith(mr_href + "/IntervalBlock") for h in candidate.links.related
+                    ):
+                        mr = candidate
+                        break
+            rt_href = _reading_type_for(doc, mr_href, mr)
+            series = Series(
+                usage_point_href=_usage_point_for(doc, mr_href, mr),
+                meter_reading_href=mr_href,
+                reading_type_href=rt_href,
+                reading_type=doc.reading_types.get(rt_href) if rt_href else None,
+            )
+            cache[mr_href] = series
+        out[block.number] = series
+    return out
+
+
+def espi_read(source: IO[bytes] | str) -> tuple[EspiDocument, dict[int, Series], list]:
+    """Read a whole (small) document: (document, series by block, [(block no, row), …])."""
+    stream = EspiStream(source)
+    rows = [(block.number, row) for block, batch in stream.batches() for row in batch]
+    return stream.document, stream.document_series(), rows

@@ -1,0 +1,315 @@
+"""Running one fetch: claim the row, pick the token the URL names, GET it from PG&E (one
+attempt row per HTTP call), import the document, fetch the ReadingTypes it lacked, and record
+the outcome — retry transient failures with backoff, fail permanent ones once.
+
+Safe to run twice (reliability R5): the row is claimed with one conditional UPDATE, so a second
+delivery of the same work finds it RUNNING and leaves; a redelivery of the *same* message (its
+worker died: late ack + reject on worker lost) may take it over; the attempt counter is
+committed at claim time, and past the poison limit the row is POISONED instead of run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback as traceback_module
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from gascap.pge.errors import (
+    PgeAuthError,
+    PgeConfigurationError,
+    PgeError,
+    PgePermanentError,
+    PgeTransientError,
+    PgeUrlRefused,
+)
+from gascap.pge.safexml import XmlRejected
+from ingest.backoff import backoff_delay
+from ingest.models import Fetch, FetchAttempt
+from ingest.notifications import fetch_enqueue
+from ingest.pge_resources import url_check
+from ingest.ratelimit import RateLimitTimeout, pge_request_slot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FetchRunResult:
+    status: str
+    reason: str = ""
+    retry_in: float | None = None
+
+
+class _Failed(Exception):
+    """A permanent outcome: stored on the row, never retried."""
+
+    def __init__(self, reason: str, message: str, *, status: str = Fetch.Status.FAILED) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+def _lease() -> timedelta:
+    # No run can legitimately last beyond the hard time limit: past it the row is abandoned.
+    return timedelta(seconds=int(settings.CELERY_TASK_TIME_LIMIT) + 60)
+
+
+def _claim(fetch_id: int, now: datetime, task_id: str | None) -> Fetch | None:
+    runnable = Q(status__in=[Fetch.Status.PENDING, Fetch.Status.RETRYING]) | Q(
+        status=Fetch.Status.RUNNING, started_at__lt=now - _lease()
+    )
+    if task_id:
+        runnable |= Q(status=Fetch.Status.RUNNING, runner_task_id=task_id)
+    claimed = Fetch.objects.filter(runnable, pk=fetch_id).update(
+        status=Fetch.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        runner_task_id=task_id or "",
+        next_attempt_at=None,
+    )
+    return Fetch.objects.get(pk=fetch_id) if claimed else None
+
+
+def _save(fetch: Fetch, **fields: object) -> None:
+    for name, value in fields.items():
+        setattr(fetch, name, value)
+    fetch.save(update_fields=list(fields))
+
+
+def _token(fetch: Fetch, *, now: datetime, force_refresh: bool = False) -> str:
+    """The token of the authorization the URL names — never a default one (threat T3)."""
+    from customers import services as customer_services
+
+    if fetch.subscription_id:
+        try:
+            return customer_services.access_token_for_subscription(
+                subscription_id=fetch.subscription_id, now=now, force_refresh=force_refresh
+            )
+        except customer_services.AuthorizationUnavailable as exc:
+            reason = str(getattr(exc, "reason", "") or "unknown_subscription")
+            raise _Failed(
+                "unknown_subscription" if "unknown" in reason else f"authorization_{reason}"[:64],
+                f"No usable authorization for subscription {fetch.subscription_id} ({reason})",
+            ) from None
+    if fetch.kind in (Fetch.Kind.BULK, Fetch.Kind.READING_TYPE):
+        return customer_services.client_access_token(now=now, force_refresh=force_refresh)
+    raise _Failed("unsupported_resource", f"No token rule for a {fetch.kind} resource")
+
+
+def _excerpt(exc: BaseException) -> str:
+    return str(exc)[:500]
+
+
+_OUTCOMES: list[tuple[type[BaseException], str]] = [
+    (PgeTransientError, FetchAttempt.Outcome.TRANSIENT),
+    (RateLimitTimeout, FetchAttempt.Outcome.TRANSIENT),
+    (PgeAuthError, FetchAttempt.Outcome.AUTH),
+    (PgeConfigurationError, FetchAttempt.Outcome.CONFIGURATION),
+    (PgeUrlRefused, FetchAttempt.Outcome.REFUSED),
+    (PgeError, FetchAttempt.Outcome.PERMANENT),
+]
+
+
+def _http_get(fetch: Fetch, *, url: str, token: str):  # type: ignore[no-untyped-def]
+    """One GET through the shared rate limiter, recorded as one FetchAttempt."""
+    from gascap.pge_settings import pge_client
+
+    url_check(url)  # again here: the row may have been edited or replayed since it was made
+    pge_request_slot()
+    started_at = timezone.now()
+    t0 = time.monotonic()
+    try:
+        document = pge_client().fetch(url=url, access_token=token)
+    except (PgeError, RateLimitTimeout) as exc:
+        outcome = next(o for cls, o in _OUTCOMES if isinstance(exc, cls))
+        FetchAttempt.objects.create(
+            fetch=fetch,
+            url=url,
+            started_at=started_at,
+            duration_ms=(time.monotonic() - t0) * 1000,
+            status_code=getattr(exc, "status", None),
+            outcome=outcome,
+            error_code=str(getattr(exc, "code", ""))[:64],
+            error_excerpt=_excerpt(exc),
+        )
+        raise
+    FetchAttempt.objects.create(
+        fetch=fetch,
+        url=url,
+        started_at=started_at,
+        duration_ms=(time.monotonic() - t0) * 1000,
+        status_code=document.status,
+        bytes_received=document.size or 0,
+        outcome=FetchAttempt.Outcome.OK,
+    )
+    return document
+
+
+def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ignore[no-untyped-def]
+    """GET `url`; on 401/403 refresh the token once and retry once (pge-smd.md: PG&E signals
+    an expired token with 403), then report the authorization and stop."""
+    token = _token(fetch, now=now)
+    try:
+        return _http_get(fetch, url=url, token=token)
+    except PgeAuthError as first:
+        if first.invalid_grant:
+            raise _Failed("invalid_grant", _excerpt(first)) from None
+    token = _token(fetch, now=now, force_refresh=True)
+    try:
+        return _http_get(fetch, url=url, token=token)
+    except PgeAuthError as second:
+        if fetch.subscription_id:
+            from customers import services as customer_services
+
+            customer_services.authorization_report_forbidden(
+                subscription_id=fetch.subscription_id, now=now
+            )
+        raise _Failed("forbidden", _excerpt(second)) from None
+
+
+def _import(fetch: Fetch, *, now: datetime) -> tuple[int, int, int, int, list[str]]:
+    from ingest.readings import document_import, reading_type_attach
+
+    document = _get_with_auth_retry(fetch, url=fetch.url, now=now)
+    size = document.size or 0
+    try:
+        if document.status == 204 or not size:
+            # Since 2023 PG&E answers 204 when the range holds no data.
+            return size, 0, 0, 0, []
+        with document.open() as source:
+            result = document_import(source=source, source_label=f"fetch {fetch.pk}", now=now)
+    finally:
+        document.close()
+    problems: list[str] = []
+    for href in result.missing_reading_types:
+        # A MeterReading without its ReadingType leaves units unknown: fetch it, never guess.
+        try:
+            url_check(href)
+        except PgeUrlRefused as exc:
+            problems.append(f"ReadingType refused: {_excerpt(exc)}")
+            continue
+        extra = _get_with_auth_retry(fetch, url=href, now=now)
+        try:
+            with extra.open() as source:
+                reading_type_attach(href=href, source=source, now=now)
+        finally:
+            extra.close()
+    return size, result.readings_new, result.readings_updated, result.readings_unchanged, problems
+
+
+def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> FetchRunResult:
+    """Run fetch `fetch_id` once (see the module docstring). Returns what happened."""
+    fetch = _claim(fetch_id, now, task_id)
+    if fetch is None:
+        current = Fetch.objects.filter(pk=fetch_id).values_list("status", flat=True)
+        return FetchRunResult(status=current[0] if current else "MISSING", reason="not_claimed")
+    limit = int(settings.GASCAP_INGEST_POISON_LIMIT)
+    if fetch.attempts > limit:
+        # The previous runs never recorded an outcome (a crash or kill each time).
+        _save(
+            fetch,
+            status=Fetch.Status.POISONED,
+            reason="poison_limit",
+            finished_at=now,
+            error=f"started {fetch.attempts - 1} times without finishing",
+            runner_task_id="",
+        )
+        logger.error("fetch %s poisoned after %s runs", fetch.pk, fetch.attempts - 1)
+        return FetchRunResult(status=Fetch.Status.POISONED, reason="poison_limit")
+    try:
+        size, new, updated, unchanged, problems = _import(fetch, now=now)
+    except _Failed as failed:
+        return _fail(fetch, now=now, reason=failed.reason, error=str(failed), status=failed.status)
+    except (PgeTransientError, RateLimitTimeout, DatabaseError) as exc:
+        return _retry_or_fail(fetch, now=now, exc=exc)
+    except PgeConfigurationError as exc:
+        return _fail(fetch, now=now, reason="configuration", error=_excerpt(exc))
+    except PgePermanentError as exc:
+        return _fail(fetch, now=now, reason=exc.code[:64], error=_excerpt(exc))
+    except PgeAuthError as exc:
+        return _fail(fetch, now=now, reason="auth", error=_excerpt(exc))
+    except XmlRejected as exc:
+        return _fail(
+            fetch, now=now, reason="parse_rejected", error=_excerpt(exc), with_traceback=True
+        )
+    except Exception as exc:
+        logger.exception("fetch %s failed unexpectedly", fetch.pk)
+        return _fail(
+            fetch,
+            now=now,
+            reason=f"error_{type(exc).__name__}"[:64],
+            error=_excerpt(exc),
+            with_traceback=True,
+        )
+    _save(
+        fetch,
+        status=Fetch.Status.INGESTED,
+        finished_at=timezone.now(),
+        bytes_received=size,
+        readings_new=new,
+        readings_updated=updated,
+        readings_unchanged=unchanged,
+        reason="incomplete_units" if problems else "",
+        error="\n".join(problems)[:2000],
+        traceback="",
+        runner_task_id="",
+    )
+    logger.info(
+        "fetch %s ingested: %s new, %s updated, %s unchanged", fetch.pk, new, updated, unchanged
+    )
+    return FetchRunResult(status=Fetch.Status.INGESTED)
+
+
+def _fail(
+    fetch: Fetch,
+    *,
+    now: datetime,
+    reason: str,
+    error: str,
+    status: str = Fetch.Status.FAILED,
+    with_traceback: bool = False,
+) -> FetchRunResult:
+    _save(
+        fetch,
+        status=status,
+        reason=reason,
+        error=error,
+        finished_at=timezone.now(),
+        traceback=traceback_module.format_exc()[-8000:] if with_traceback else "",
+        runner_task_id="",
+    )
+    logger.warning("fetch %s %s: %s", fetch.pk, status.lower(), reason)
+    return FetchRunResult(status=status, reason=reason)
+
+
+def _retry_or_fail(fetch: Fetch, *, now: datetime, exc: BaseException) -> FetchRunResult:
+    reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
+    if fetch.attempts >= int(settings.GASCAP_INGEST_POISON_LIMIT):
+        return _fail(fetch, now=now, reason="retries_exhausted", error=_excerpt(exc))
+    delay = backoff_delay(
+        retry=fetch.attempts - 1,
+        base=float(settings.GASCAP_INGEST_BACKOFF_BASE),
+        cap=float(settings.GASCAP_INGEST_BACKOFF_CAP),
+        retry_after=getattr(exc, "retry_after", None),
+    )
+    with transaction.atomic():
+        _save(
+            fetch,
+            status=Fetch.Status.RETRYING,
+            reason=reason,
+            error=_excerpt(exc),
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            runner_task_id="",
+        )
+        fetch_id = fetch.pk
+        transaction.on_commit(lambda: fetch_enqueue(fetch_id=fetch_id, countdown=delay))
+    logger.info(
+        "fetch %s: transient %s, retry %s in %.1fs", fetch.pk, reason, fetch.attempts, delay
+    )
+    return FetchRunResult(status=Fetch.Status.RETRYING, reason=reason, retry_in=delay)

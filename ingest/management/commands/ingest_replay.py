@@ -1,0 +1,73 @@
+"""`manage.py ingest_replay`: re-queue failed work (never runs it inline).
+
+ingest_replay --status FAILED [--since 2026-03-01] [--what fetches|notifications|both]
+ingest_replay --ids 12 13 14 [--what notifications]
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from ingest.models import Fetch, Notification
+from ingest.sweeper import fetches_replay, notifications_replay
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    moment = parse_datetime(value)
+    if moment is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--since: not a date: {value!r}")
+        moment = datetime.combine(day, time.min)
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    return moment
+
+
+class Command(BaseCommand):
+    help = "Re-queue FAILED/POISONED fetches or notifications (by status or by id)."
+
+    def add_arguments(self, parser: Any) -> None:
+        group = parser.add_mutually_exclusive_group(required=True)
+        group.add_argument("--status", choices=["FAILED", "POISONED", "REJECTED"])
+        group.add_argument("--ids", nargs="+", type=int)
+        parser.add_argument("--since", help="only rows created on/after this date (ISO)")
+        parser.add_argument(
+            "--what", choices=["fetches", "notifications", "both"], default="fetches"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        since = _since(options.get("since"))
+        what = options["what"]
+        total = 0
+        if what in ("fetches", "both"):
+            fetch_ids = options["ids"] or self._fetch_ids(options["status"], since)
+            count = fetches_replay(fetch_ids=fetch_ids)
+            self.stdout.write(f"re-queued {count} fetch(es)")
+            total += count
+        if what in ("notifications", "both"):
+            ids = options["ids"] or self._notification_ids(options["status"], since)
+            count = notifications_replay(notification_ids=ids)
+            self.stdout.write(f"re-queued {count} notification(s)")
+            total += count
+        if not total:
+            self.stdout.write("nothing to replay")
+
+    def _fetch_ids(self, status: str, since: datetime | None) -> list[int]:
+        rows = Fetch.objects.filter(status=status)
+        if since:
+            rows = rows.filter(created_at__gte=since)
+        return list(rows.values_list("pk", flat=True))
+
+    def _notification_ids(self, status: str, since: datetime | None) -> list[int]:
+        rows = Notification.objects.filter(status=status)
+        if since:
+            rows = rows.filter(received_at__gte=since)
+        return list(rows.values_list("pk", flat=True))

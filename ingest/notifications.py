@@ -1,0 +1,359 @@
+"""Notifications: receipt (the webhook's write), and processing a stored BatchList into fetch
+rows. Both are services the webhook, the tasks, the sweeper and the admin call.
+
+A notification is an untrusted hint (pge-smd.md, Notifications): receipt only checks that the
+body is a BatchList without a DTD and stores it; processing checks every resource URL against
+PG&E's API base before a fetch row may exist for it, and coalesces URLs already being fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import traceback as traceback_module
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+
+from gascap.pge.batchlist import BatchListRejected, parse_batchlist
+from gascap.pge.errors import PgeUrlRefused
+from ingest.models import Fetch, Notification
+from ingest.pge_resources import resource_classify, url_check
+
+logger = logging.getLogger(__name__)
+
+REJECTED_PREFIX_BYTES = 4096
+# PG&E sends all-zero correlation ids as placeholders; some integrators skip them.
+_ZERO_CORRELATION = re.compile(r"^[0-]+$")
+
+
+class NotificationBodyRejected(Exception):
+    """The body is not a BatchList we accept; `reason` is BatchListRejected's code."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        # Too many resources is a size problem (reliability test 10); everything else is 400.
+        self.http_status = 413 if reason == "too_many" else 400
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _max_resources() -> int:
+    return int(getattr(settings, "GASCAP_NOTIFY_MAX_RESOURCES", 500))
+
+
+def notification_body_check(*, body: bytes) -> list[str]:
+    """The BatchList's resource URLs, or `NotificationBodyRejected`. defusedxml refuses a DTD
+    before expanding anything, so a billion-laughs body costs microseconds (test 12)."""
+    try:
+        return parse_batchlist(body, max_resources=_max_resources())
+    except BatchListRejected as exc:
+        raise NotificationBodyRejected(getattr(exc, "reason", "malformed")) from None
+
+
+def notification_enqueue(*, notification_id: int) -> bool:
+    """Publish `ingest.notification_process`. A broker outage is logged, not raised: the row is
+    committed as RECEIVED and the sweeper re-queues it (reliability test 11)."""
+    from ingest.tasks import notification_process
+
+    try:
+        notification_process.apply_async(args=[notification_id], queue="ingest", retry=False)
+    except Exception:
+        logger.warning(
+            "notification %s not queued (broker unavailable); the sweeper will", notification_id
+        )
+        return False
+    return True
+
+
+def notification_receive(
+    *, body: bytes, headers: dict[str, str], remote_addr: str | None, now: datetime
+) -> Notification:
+    """Store one delivery and queue its processing once committed.
+
+    Raises `NotificationBodyRejected` (nothing stored: the caller records the rejection) and
+    lets `DatabaseError` through (the webhook answers 503).
+    """
+    notification_body_check(body=body)
+    digest = _sha256(body)
+    window = timedelta(seconds=int(settings.GASCAP_NOTIFY_DUPLICATE_WINDOW))
+    with transaction.atomic():
+        original = (
+            Notification.objects.filter(sha256=digest, received_at__gte=now - window)
+            .exclude(status__in=[Notification.Status.DUPLICATE, Notification.Status.REJECTED])
+            .order_by("id")
+            .first()
+        )
+        if original is not None:
+            # Recorded (so a flood is visible) but no work: the original covers it.
+            return Notification.objects.create(
+                status=Notification.Status.DUPLICATE,
+                received_at=now,
+                body=body[:REJECTED_PREFIX_BYTES],
+                body_size=len(body),
+                body_truncated=len(body) > REJECTED_PREFIX_BYTES,
+                sha256=digest,
+                headers=headers,
+                remote_addr=remote_addr,
+                duplicate_of=original,
+            )
+        notification = Notification.objects.create(
+            status=Notification.Status.RECEIVED,
+            received_at=now,
+            body=body,
+            body_size=len(body),
+            sha256=digest,
+            headers=headers,
+            remote_addr=remote_addr,
+        )
+        notification_id = notification.pk
+        transaction.on_commit(lambda: notification_enqueue(notification_id=notification_id))
+    return notification
+
+
+def notification_reject(
+    *, body: bytes, headers: dict[str, str], remote_addr: str | None, reason: str, now: datetime
+) -> Notification:
+    """Record a refused delivery: hash, first 4 KiB and reason only (reliability test 5)."""
+    return Notification.objects.create(
+        status=Notification.Status.REJECTED,
+        received_at=now,
+        body=body[:REJECTED_PREFIX_BYTES],
+        body_size=len(body),
+        body_truncated=len(body) > REJECTED_PREFIX_BYTES,
+        sha256=_sha256(body),
+        headers=headers,
+        remote_addr=remote_addr,
+        reason=reason[:64],
+    )
+
+
+@dataclass
+class ProcessResult:
+    status: str
+    fetch_ids_queued: list[int] = field(default_factory=list)
+    fetches_coalesced: int = 0
+    refused: int = 0
+    skipped: int = 0
+
+
+def _placeholder(url: str) -> bool:
+    query = parse_qs(urlsplit(url).query)
+    ids = query.get("correlationID") or query.get("correlationId") or []
+    return bool(ids) and all(_ZERO_CORRELATION.match(value) for value in ids)
+
+
+def fetch_open_or_create(
+    *,
+    url: str,
+    kind: str,
+    subscription_id: str,
+    now: datetime,
+    notification: Notification | None = None,
+    parent: Fetch | None = None,
+) -> tuple[Fetch, bool]:
+    """The open fetch for `url`, or a recent successful one (coalescing, reliability R2), or a
+    new PENDING row. Returns (fetch, created). Safe against a concurrent creator."""
+    digest = _sha256(url.encode("utf-8"))
+    window = timedelta(seconds=int(settings.GASCAP_NOTIFY_DUPLICATE_WINDOW))
+    recent = Q(status__in=Fetch.OPEN_STATUSES) | Q(
+        status__in=[Fetch.Status.INGESTED, Fetch.Status.SKIPPED], created_at__gte=now - window
+    )
+    existing = Fetch.objects.filter(recent, url_sha256=digest).order_by("-id").first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            fetch = Fetch.objects.create(
+                notification=notification,
+                parent=parent,
+                url=url,
+                url_sha256=digest,
+                kind=kind,
+                subscription_id=subscription_id,
+                status=Fetch.Status.PENDING,
+                created_at=now,
+            )
+    except IntegrityError:
+        # Another worker created the open row between our read and our insert.
+        existing = Fetch.objects.filter(url_sha256=digest, status__in=Fetch.OPEN_STATUSES).first()
+        if existing is None:
+            raise
+        return existing, False
+    return fetch, True
+
+
+def fetch_enqueue(*, fetch_id: int, countdown: float | None = None) -> bool:
+    """Publish `ingest.fetch_run` on `pge_fetch`; failures leave the row for the sweeper."""
+    from ingest.tasks import fetch_run
+
+    try:
+        fetch_run.apply_async(args=[fetch_id], queue="pge_fetch", countdown=countdown)
+    except Exception:
+        logger.warning("fetch %s not queued (broker unavailable); the sweeper will", fetch_id)
+        return False
+    return True
+
+
+def _authorizations_poll_enqueue() -> None:
+    from gascap.celery import app
+
+    try:
+        app.send_task("customers.authorizations_poll", queue="default")
+    except Exception:
+        logger.warning("authorizations poll not queued (broker unavailable)")
+
+
+def _claim(notification_id: int, now: datetime) -> Notification | None:
+    claimed = Notification.objects.filter(
+        pk=notification_id, status=Notification.Status.RECEIVED
+    ).update(status=Notification.Status.PROCESSING, attempts=F("attempts") + 1, started_at=now)
+    if not claimed:
+        return None
+    return Notification.objects.get(pk=notification_id)
+
+
+def _finish(notification: Notification, **fields: object) -> None:
+    for name, value in fields.items():
+        setattr(notification, name, value)
+    notification.save(update_fields=list(fields))
+
+
+def notification_process(*, notification_id: int, now: datetime) -> ProcessResult:
+    """Turn one stored BatchList into fetch rows and queue them (after commit).
+
+    Safe to run twice: only a RECEIVED row is claimed; a second delivery finds it PROCESSING
+    or PROCESSED and returns at once.
+    """
+    notification = _claim(notification_id, now)
+    if notification is None:
+        current = Notification.objects.filter(pk=notification_id).values_list("status", flat=True)
+        return ProcessResult(status=current[0] if current else "MISSING")
+    if notification.attempts > int(settings.GASCAP_INGEST_POISON_LIMIT):
+        _finish(
+            notification,
+            status=Notification.Status.POISONED,
+            reason="poison_limit",
+            error=f"processing started {notification.attempts - 1} times without finishing",
+        )
+        return ProcessResult(status=Notification.Status.POISONED)
+    try:
+        return _process(notification, now)
+    except Exception as exc:
+        logger.exception("notification %s failed", notification_id)
+        _finish(
+            notification,
+            status=Notification.Status.FAILED,
+            reason="error",
+            error=f"{type(exc).__name__}: {str(exc)[:500]}",
+            traceback=traceback_module.format_exc()[-8000:],
+            processed_at=now,
+        )
+        return ProcessResult(status=Notification.Status.FAILED)
+
+
+def _process(notification: Notification, now: datetime) -> ProcessResult:
+    try:
+        urls = parse_batchlist(bytes(notification.body), max_resources=_max_resources())
+    except BatchListRejected as exc:
+        _finish(
+            notification,
+            status=Notification.Status.REJECTED,
+            reason=str(getattr(exc, "reason", "malformed"))[:64],
+            processed_at=now,
+        )
+        return ProcessResult(status=Notification.Status.REJECTED)
+    result = ProcessResult(status=Notification.Status.PROCESSED)
+    queued: list[int] = []
+    poll = False
+    with transaction.atomic():
+        for url in urls:
+            if _placeholder(url):
+                result.skipped += 1
+                continue
+            try:
+                url_check(url)
+            except PgeUrlRefused as refused:
+                # Recorded for the operator; nothing is ever sent to it (threat T2).
+                result.refused += 1
+                Fetch.objects.create(
+                    notification=notification,
+                    url=url[:2000],
+                    url_sha256=_sha256(url.encode("utf-8")),
+                    kind=Fetch.Kind.UNKNOWN,
+                    status=Fetch.Status.REFUSED,
+                    reason="url_refused",
+                    error=str(refused)[:500],
+                    created_at=now,
+                    finished_at=now,
+                )
+                logger.warning(
+                    "notification %s named a URL outside PG&E's API base", notification.pk
+                )
+                continue
+            kind, subscription_id = resource_classify(url)
+            if kind in (Fetch.Kind.UNKNOWN, Fetch.Kind.READING_TYPE):
+                result.refused += 1
+                Fetch.objects.create(
+                    notification=notification,
+                    url=url,
+                    url_sha256=_sha256(url.encode()),
+                    kind=kind,
+                    status=Fetch.Status.REFUSED,
+                    reason="unsupported_resource",
+                    error="A notification may name Batch/Bulk or Batch/Subscription resources",
+                    created_at=now,
+                    finished_at=now,
+                )
+                continue
+            if kind == Fetch.Kind.AUTHORIZATION:
+                # A consent change notice: the Authorization poll looks at it with the client
+                # token; nothing is fetched from the URL itself.
+                fetch, created = fetch_open_or_create(
+                    url=url,
+                    kind=kind,
+                    subscription_id=subscription_id,
+                    now=now,
+                    notification=notification,
+                )
+                if created:
+                    Fetch.objects.filter(pk=fetch.pk).update(
+                        status=Fetch.Status.SKIPPED, reason="authorization_notice", finished_at=now
+                    )
+                    poll = True
+                continue
+            fetch, created = fetch_open_or_create(
+                url=url,
+                kind=kind,
+                subscription_id=subscription_id,
+                now=now,
+                notification=notification,
+            )
+            if created:
+                queued.append(fetch.pk)
+            else:
+                result.fetches_coalesced += 1
+        _finish(
+            notification,
+            status=Notification.Status.PROCESSED,
+            processed_at=now,
+            resource_count=len(urls),
+            skipped_count=result.skipped,
+            reason="",
+            error="",
+            traceback="",
+        )
+        for fetch_id in queued:
+            transaction.on_commit(lambda fetch_id=fetch_id: fetch_enqueue(fetch_id=fetch_id))
+        if poll:
+            transaction.on_commit(_authorizations_poll_enqueue)
+    result.fetch_ids_queued = queued
+    return result

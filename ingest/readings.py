@@ -1,0 +1,360 @@
+"""The ESPI storage service: import one document (one transaction), attach a ReadingType
+fetched later.
+
+`document_import` is the one code path for readings: the notification pipeline calls it with
+each fetched document and `manage.py import_espi` with files. It streams the document through
+`gascap.pge.espi`, loads the readings into a temporary table as they are parsed, resolves the
+entries' links once the document has ended, stores usage points, reading types, series and
+summaries, and merges the readings (`ingest.readings_merge`). Any parse error rolls the whole
+document back: nothing from a malformed or hostile document is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, BinaryIO
+
+from django.db import connection, transaction
+
+from gascap.pge.espi import EspiRejected, EspiStream
+from gascap.pge.espi_types import (
+    EspiDocument,
+    ReadingTypeInfo,
+    Series,
+    UsagePointInfo,
+    UsageSummaryInfo,
+)
+from ingest.models import (
+    MeterReading,
+    ReadingType,
+    UsagePoint,
+    UsageSummary,
+)
+from ingest.readings_merge import reading_sink
+
+__all__ = [
+    "EspiRejected",
+    "ImportResult",
+    "document_import",
+    "reading_type_attach",
+]
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_RT_COLUMNS = {
+    "uom": "uom",
+    "powerOfTenMultiplier": "power_of_ten_multiplier",
+    "flowDirection": "flow_direction",
+    "kind": "kind",
+    "intervalLength": "interval_length",
+    "accumulationBehaviour": "accumulation_behaviour",
+    "commodity": "commodity",
+    "currency": "currency",
+    "dataQualifier": "data_qualifier",
+    "defaultQuality": "default_quality",
+    "timeAttribute": "time_attribute",
+    "measuringPeriod": "measuring_period",
+    "phase": "phase",
+    "tou": "tou",
+    "cpp": "cpp",
+    "consumptionTier": "consumption_tier",
+}
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """What one document changed. Counts are of distinct (series, start, duration) keys."""
+
+    readings_new: int = 0
+    readings_updated: int = 0
+    readings_unchanged: int = 0
+    usage_points: int = 0
+    series: int = 0
+    summaries: int = 0
+    readings_skipped: int = 0
+    # ReadingType hrefs the document lacked: fetch each, then call `reading_type_attach`.
+    missing_reading_types: list[str] = field(default_factory=list)
+
+    def summary_line(self) -> str:
+        return (
+            f"readings: {self.readings_new} new, {self.readings_updated} updated, "
+            f"{self.readings_unchanged} unchanged; usage points: {self.usage_points}"
+        )
+
+
+def _last_segment(href: str) -> str:
+    return href.rstrip("/").rsplit("/", 1)[-1][:200]
+
+
+def _epoch(seconds: int | None) -> datetime | None:
+    return None if seconds is None else _EPOCH + timedelta(seconds=seconds)
+
+
+@contextmanager
+def _opened(source: BinaryIO | IO[bytes] | str) -> Iterator[IO[bytes]]:
+    if isinstance(source, str):
+        with open(source, "rb") as handle:
+            yield handle
+    else:
+        yield source
+
+
+# --- small resources ----------------------------------------------------------------------
+
+
+def _reading_type_store(info: ReadingTypeInfo, *, now: datetime) -> ReadingType:
+    values = {column: info.codes.get(code) for code, column in _RT_COLUMNS.items()}
+    row, _created = ReadingType.objects.get_or_create(
+        href=info.href[:500], signature=info.signature, defaults={**values, "created_at": now}
+    )
+    return row
+
+
+def _usage_point_store(
+    href: str, info: UsagePointInfo | None, doc: EspiDocument, *, now: datetime
+) -> UsagePoint:
+    defaults: dict[str, object] = {"usage_point_id": _last_segment(href), "updated_at": now}
+    changes: dict[str, object] = {}
+    if info is not None:
+        if info.service_kind is not None:
+            changes["service_kind"] = info.service_kind
+        if info.status is not None:
+            changes["status"] = info.status
+        ltp = next(
+            (
+                doc.local_time_parameters[h]
+                for h in info.links.related
+                if h in doc.local_time_parameters
+            ),
+            None,
+        )
+        if ltp is not None:
+            changes["local_time"] = {
+                "dst_start_rule": ltp.dst_start_rule,
+                "dst_end_rule": ltp.dst_end_rule,
+                "dst_offset": ltp.dst_offset,
+                "tz_offset": ltp.tz_offset,
+            }
+    row, created = UsagePoint.objects.get_or_create(
+        href=href[:500], defaults={**defaults, **changes, "created_at": now}
+    )
+    if not created and any(getattr(row, k) != v for k, v in changes.items()):
+        for key, value in changes.items():
+            setattr(row, key, value)
+        row.updated_at = now
+        row.save(update_fields=[*changes, "updated_at"])
+    return row
+
+
+def _series_store(
+    series: Series, usage_point: UsagePoint, reading_type: ReadingType | None, *, now: datetime
+) -> MeterReading:
+    href = series.meter_reading_href[:500]
+    if reading_type is None:
+        # A blocks-only document (a resource-level IntervalBlock GET): when the database
+        # already holds exactly one series with known units for this MeterReading, the
+        # ReadingType is not missing, it was delivered before.
+        known = list(
+            MeterReading.objects.filter(
+                usage_point=usage_point, href=href, reading_type__isnull=False
+            )[:2]
+        )
+        if len(known) == 1:
+            return known[0]
+    row, _created = MeterReading.objects.get_or_create(
+        usage_point=usage_point,
+        href=href,
+        reading_type=reading_type,
+        defaults={
+            "meter_reading_id": _last_segment(href),
+            "reading_type_href": (series.reading_type_href or "")[:500],
+            "created_at": now,
+        },
+    )
+    return row
+
+
+def _summary_usage_point_href(summary: UsageSummaryInfo, doc: EspiDocument) -> str | None:
+    collection = summary.links.up_href
+    if not collection and summary.href:
+        collection = summary.href.rstrip("/").rsplit("/", 1)[0]
+    if collection:
+        for name in ("/UsageSummary", "/ElectricPowerUsageSummary"):
+            if collection.rstrip("/").endswith(name):
+                derived = collection.rstrip("/")[: -len(name)]
+                if derived in doc.usage_points or len(doc.usage_points) != 1:
+                    return derived
+    if len(doc.usage_points) == 1:
+        return next(iter(doc.usage_points))
+    return None
+
+
+def _summary_store(
+    summary: UsageSummaryInfo, usage_point: UsagePoint, *, source_label: str, now: datetime
+) -> None:
+    consumption = summary.overall_consumption
+    key = summary.href or f"#billing/{summary.billing_start}/{summary.billing_duration}"
+    UsageSummary.objects.update_or_create(
+        usage_point=usage_point,
+        href=key[:500],
+        billing_start=_epoch(summary.billing_start),
+        billing_duration=summary.billing_duration,
+        defaults={
+            "resource": summary.resource,
+            "bill_last_period": summary.bill_last_period,
+            "bill_to_date": summary.bill_to_date,
+            "cost_additional_last_period": summary.cost_additional_last_period,
+            "currency": summary.currency,
+            "commodity": summary.commodity,
+            "tariff_profile": summary.tariff_profile[:100],
+            "read_cycle": summary.read_cycle[:100],
+            "status_timestamp": summary.status_timestamp,
+            "overall_consumption_value": consumption.value if consumption else None,
+            "overall_consumption_multiplier": consumption.multiplier if consumption else None,
+            "overall_consumption_uom": consumption.uom if consumption else None,
+            "line_items": summary.line_items,
+            "fields": summary.fields,
+            "source_label": source_label[:500],
+            "updated_at": now,
+        },
+    )
+
+
+# --- the service --------------------------------------------------------------------------
+
+
+def document_import(
+    *, source: BinaryIO | IO[bytes] | str, source_label: str, now: datetime
+) -> ImportResult:
+    """Import one ESPI document (a file object or a path) in one transaction.
+
+    Raises `EspiRejected` (line/column, reason) for malformed or hostile input; nothing from
+    that document is stored then.
+    """
+    result = ImportResult()
+    with _opened(source) as handle, transaction.atomic():
+        stream = EspiStream(handle)
+        sink = reading_sink(connection)
+        sink.open()
+        try:
+            for block, rows in stream.batches():
+                sink.add(block.number, rows)
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close_load()
+        doc = stream.document
+        series_by_block = stream.document_series()
+
+        usage_points: dict[str, UsagePoint] = {}
+
+        def usage_point(href: str) -> UsagePoint:
+            if href not in usage_points:
+                usage_points[href] = _usage_point_store(
+                    href, doc.usage_points.get(href), doc, now=now
+                )
+            return usage_points[href]
+
+        for href in doc.usage_points:
+            if href:
+                usage_point(href)
+        reading_types = {
+            href: _reading_type_store(info, now=now)
+            for href, info in doc.reading_types.items()
+            if href
+        }
+        series_rows: dict[str, MeterReading] = {}
+        block_series: dict[int, int] = {}
+        missing: dict[str, None] = {}
+        for block_number, series in series_by_block.items():
+            row = series_rows.get(series.meter_reading_href)
+            if row is None:
+                rt = reading_types.get(series.reading_type_href or "")
+                row = _series_store(series, usage_point(series.usage_point_href), rt, now=now)
+                series_rows[series.meter_reading_href] = row
+                if row.reading_type_id is None and row.reading_type_href:
+                    missing[row.reading_type_href] = None
+            block_series[block_number] = row.pk
+        for summary in doc.usage_summaries:
+            up_href = _summary_usage_point_href(summary, doc)
+            if up_href:
+                _summary_store(summary, usage_point(up_href), source_label=source_label, now=now)
+                result.summaries += 1
+
+        counts = sink.merge(block_series=block_series, source_label=source_label, now=now)
+        result.readings_new = counts.new
+        result.readings_updated = counts.updated
+        result.readings_unchanged = counts.unchanged
+        result.usage_points = len(usage_points)
+        result.series = len(series_rows)
+        result.readings_skipped = doc.readings_skipped + sum(
+            1 for b in doc.blocks if b.number not in block_series
+        )
+        result.missing_reading_types = list(missing)
+    logger.info(
+        "ESPI document %s imported: %s",
+        source_label,
+        result.summary_line(),
+    )
+    return result
+
+
+def reading_type_attach(*, href: str, source: BinaryIO | IO[bytes] | str, now: datetime) -> int:
+    """Store a ReadingType fetched after the readings, and give its series their units.
+
+    `source` is the fetched ReadingType entry (or a feed holding it). Returns the number of
+    series that now have known units. A series whose known-units twin already exists (same
+    usage point, MeterReading and ReadingType) has its readings merged into the twin.
+    """
+    with _opened(source) as handle:
+        stream = EspiStream(handle)
+        for _ in stream.batches():
+            pass
+    doc = stream.document
+    info = doc.reading_types.get(href)
+    if info is None and len(doc.reading_types) == 1:
+        only = next(iter(doc.reading_types.values()))
+        info = ReadingTypeInfo(href=href, codes=only.codes)
+    if info is None:
+        raise EspiRejected("not_reading_type", f"No ReadingType in the document for {href!r}")
+    info = ReadingTypeInfo(href=href, codes=info.codes)
+    resolved = 0
+    with transaction.atomic():
+        reading_type = _reading_type_store(info, now=now)
+        pending = MeterReading.objects.select_for_update().filter(
+            reading_type__isnull=True, reading_type_href=href[:500]
+        )
+        for series in pending:
+            twin = MeterReading.objects.filter(
+                usage_point_id=series.usage_point_id, href=series.href, reading_type=reading_type
+            ).first()
+            if twin is None:
+                series.reading_type = reading_type
+                series.save(update_fields=["reading_type"])
+            else:
+                _series_merge_into(series, twin)
+            resolved += 1
+    return resolved
+
+
+def _series_merge_into(source: MeterReading, target: MeterReading) -> None:
+    """Move a units-unknown series' readings into its known-units twin (twin's rows win)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO ingest_intervalreading (meter_reading_id, start, duration, value, cost,"
+            " quality, tou, cpp, consumption_tier)"
+            " SELECT %s, start, duration, value, cost, quality, tou, cpp, consumption_tier"
+            " FROM ingest_intervalreading WHERE meter_reading_id = %s"
+            " ON CONFLICT (meter_reading_id, start, duration) DO NOTHING",
+            [target.pk, source.pk],
+        )
+        cursor.execute(
+            "UPDATE ingest_readingrevision SET meter_reading_id = %s WHERE meter_reading_id = %s",
+            [target.pk, source.pk],
+        )
+    source.delete()

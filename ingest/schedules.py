@@ -1,0 +1,100 @@
+"""The periodic schedules (django-celery-beat rows, editable in the admin), created
+idempotently by `manage.py ensure_schedules` (which `make run` runs).
+
+A schedule that already exists is left as the operator edited it: only missing rows are made.
+Daily jobs run on Pacific time, PG&E's day (pge-smd.md: data is grouped by local day).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    name: str
+    task: str
+    description: str
+    every_seconds: int | None = None  # interval schedule
+    hour: int | None = None  # daily crontab (local time)
+    minute: int = 0
+
+
+SCHEDULES: tuple[ScheduleSpec, ...] = (
+    ScheduleSpec(
+        name="ingest: daily data request",
+        task="ingest.daily_data_request",
+        description="Ask PG&E for yesterday's data (per subscription, or one Bulk request).",
+        hour=6,
+        minute=30,
+    ),
+    ScheduleSpec(
+        name="customers: refresh expiring tokens",
+        task="customers.tokens_refresh_expiring",
+        description="Refresh customer access tokens before they expire (PG&E: 3600 s).",
+        every_seconds=300,
+    ),
+    ScheduleSpec(
+        name="customers: poll authorizations",
+        task="customers.authorizations_poll",
+        description="Daily Authorization poll: revocations are not reliably notified.",
+        hour=5,
+        minute=15,
+    ),
+    ScheduleSpec(
+        name="ingest: sweep stuck work",
+        task="ingest.sweep_stuck",
+        description="Re-queue notifications and fetches the broker lost.",
+        every_seconds=120,
+    ),
+    ScheduleSpec(
+        name="ingest: gap audit",
+        task="ingest.gap_audit",
+        description="Find missing intervals and fetch exactly those days synchronously.",
+        hour=9,
+        minute=45,
+    ),
+)
+
+
+def _schedule_fields(spec: ScheduleSpec) -> dict[str, object]:
+    if spec.every_seconds is not None:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=spec.every_seconds, period=IntervalSchedule.SECONDS
+        )
+        return {"interval": interval}
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=str(spec.minute),
+        hour=str(spec.hour),
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        timezone=settings.GASCAP_LOCAL_TIME_ZONE,
+    )
+    return {"crontab": crontab}
+
+
+def schedules_ensure() -> list[tuple[str, bool]]:
+    """Create the missing PeriodicTask rows; returns (name, created) for each schedule."""
+    results = []
+    with transaction.atomic():
+        for spec in SCHEDULES:
+            if PeriodicTask.objects.filter(name=spec.name).exists():
+                results.append((spec.name, False))
+                continue
+            PeriodicTask.objects.create(
+                name=spec.name,
+                task=spec.task,
+                description=spec.description,
+                args=json.dumps([]),
+                queue="default",
+                enabled=True,
+                **_schedule_fields(spec),
+            )
+            results.append((spec.name, True))
+    return results

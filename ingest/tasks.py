@@ -1,0 +1,80 @@
+"""ingest's Celery tasks: thin wrappers over the services. Tasks take ids, never tokens or
+payloads (architecture.md, "Task names"); each reloads its row and is safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from gascap.pge.errors import PgeTransientError
+from ingest import data_requests, fetches, notifications, sweeper
+from ingest.backoff import backoff_delay
+from ingest.ratelimit import RateLimitTimeout
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="ingest.notification_process", queue="ingest")
+def notification_process(notification_id: int) -> dict[str, Any]:
+    result = notifications.notification_process(notification_id=notification_id, now=timezone.now())
+    return {"status": result.status, "fetches": result.fetch_ids_queued}
+
+
+@shared_task(name="ingest.fetch_run", queue="pge_fetch", bind=True)
+def fetch_run(self, fetch_id: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    result = fetches.fetch_run(fetch_id=fetch_id, now=timezone.now(), task_id=self.request.id)
+    return {"status": result.status, "reason": result.reason}
+
+
+@shared_task(name="ingest.subscription_request", queue="pge_fetch", bind=True, max_retries=5)
+def subscription_request(self, authorization_id: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from customers.services import AuthorizationUnavailable
+
+    try:
+        report = data_requests.subscription_data_request(
+            authorization_id=authorization_id, now=timezone.now()
+        )
+    except AuthorizationUnavailable as exc:
+        logger.warning(
+            "data request for authorization %s skipped: %s", authorization_id, exc.reason
+        )
+        return {"status": "skipped", "reason": exc.reason}
+    except (PgeTransientError, RateLimitTimeout) as exc:
+        delay = backoff_delay(
+            retry=self.request.retries,
+            base=float(settings.GASCAP_INGEST_BACKOFF_BASE),
+            cap=float(settings.GASCAP_INGEST_BACKOFF_CAP),
+            retry_after=getattr(exc, "retry_after", None),
+        )
+        raise self.retry(countdown=delay, exc=None) from None
+    return {"status": "requested", "windows": len(report.windows)}
+
+
+@shared_task(name="ingest.daily_data_request")
+def daily_data_request() -> dict[str, Any]:
+    from customers.selectors import active_authorizations
+
+    now = timezone.now()
+    if settings.GASCAP_INGEST_DAILY_REQUEST_MODE.lower() == "bulk":
+        status = data_requests.bulk_data_request(now=now)
+        return {"mode": "bulk", "status": status}
+    ids = list(active_authorizations().values_list("pk", flat=True))
+    for authorization_id in ids:
+        subscription_request.apply_async(args=[authorization_id], queue="pge_fetch")
+    return {"mode": "subscription", "queued": len(ids)}
+
+
+@shared_task(name="ingest.sweep_stuck")
+def sweep_stuck() -> dict[str, int]:
+    report = sweeper.stuck_sweep(now=timezone.now())
+    return {"notifications": report.notifications, "fetches": report.fetches}
+
+
+@shared_task(name="ingest.gap_audit")
+def gap_audit() -> dict[str, int]:
+    created = data_requests.gap_audit(now=timezone.now())
+    return {"fetches": len(created)}

@@ -1,0 +1,277 @@
+"""End to end over real processes: the sandbox (a local PG&E over real mutual TLS) notifies a
+web subprocess; a real Celery worker subprocess over Redis fetches and stores the readings in
+PostgreSQL. Exactly once in effect: duplicates and replays write nothing; a fault burst
+(503s, 429, an expired token) still ends with every reading stored."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from ingest import data_requests
+from ingest.models import Fetch, FetchAttempt, IntervalReading, Notification
+from tests.ingest.conftest import NOTIFY_TOKEN, REPO, worker_log
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
+
+# A Redis database of its own, so no other worker on the same server takes these messages.
+E2E_REDIS_DB = 11
+
+
+def _http() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # loopback only: no proxy from the environment
+    return session
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _redis_url() -> str:
+    parts = urlsplit(os.environ["REDIS_URL"])
+    return urlunsplit((parts.scheme, parts.netloc, f"/{E2E_REDIS_DB}", "", ""))
+
+
+def _database_url() -> str:
+    db = django_settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@dataclass
+class Stack:
+    sandbox: object
+    env: dict[str, str]
+    web_url: str
+    sid: str
+    tmp_path: Path
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+        raise AssertionError(
+            f"timed out; fetches={list(Fetch.objects.values('status', 'reason', 'attempts'))}\n"
+            f"worker log tail:\n{worker_log(self.tmp_path)[-4000:]}"
+        )
+
+
+@pytest.fixture
+def stack(tmp_path, settings, celery_worker_process) -> Iterator[Stack]:
+    import redis
+
+    from customers.models import Authorization, Customer
+    from sandbox.certs import certs_ensure
+    from sandbox.config import sandbox_config
+    from sandbox.demo import customer_by_key
+    from sandbox.server import SandboxServer
+    from sandbox.state import SandboxState
+
+    redis.Redis.from_url(_redis_url()).flushdb()
+    certs, _ = certs_ensure(directory=tmp_path / "certs")
+    web_port = _free_port()
+    web_url = f"http://127.0.0.1:{web_port}"
+    config = sandbox_config(
+        cert_dir=certs.directory,
+        notify_url=f"{web_url}/pge/notify/{NOTIFY_TOKEN}/",
+        notify_delay=0.2,
+        redirect_uris=("http://localhost:8000/consent/callback/",),
+        client_id="sandbox-client",
+        client_secret="sandbox-secret",
+        bulk_id="99999",
+    )
+    sandbox = SandboxServer(SandboxState(), config).start()
+    key = Fernet.generate_key().decode()
+    env = {
+        "DJANGO_SETTINGS_MODULE": "gascap.settings.test",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": _redis_url(),
+        "GASCAP_VAR_DIR": str(tmp_path / "var"),
+        "GASCAP_FIELD_ENCRYPTION_KEYS": key,
+        "GASCAP_PGE_API_BASE": sandbox.api_base,
+        "GASCAP_PGE_TOKEN_URL": f"{sandbox.base_url}/datacustodian/oauth/v2/token",
+        "GASCAP_PGE_AUTHORIZE_URL": f"{sandbox.base_url}/myAuthorization",
+        "GASCAP_PGE_CA_BUNDLE": str(certs.ca),
+        "GASCAP_PGE_CLIENT_CERT": str(certs.client_cert),
+        "GASCAP_PGE_CLIENT_KEY": str(certs.client_key),
+        "GASCAP_PGE_CLIENT_ID": "sandbox-client",
+        "GASCAP_PGE_CLIENT_SECRET": "sandbox-secret",
+        "GASCAP_PGE_THIRD_PARTY_ID": "99999",
+        "GASCAP_NOTIFY_TOKEN": NOTIFY_TOKEN,
+        "GASCAP_PGE_RATE_LIMIT_PER_SECOND": "5",
+        "GASCAP_INGEST_BACKOFF_BASE": "0.2",
+        "GASCAP_INGEST_BACKOFF_CAP": "3",
+        "GASCAP_DB_CONN_MAX_AGE": "0",
+    }
+    # This process talks to the same sandbox (to ask for data) with the same key.
+    settings.GASCAP_FIELD_ENCRYPTION_KEYS = [key]
+    settings.GASCAP_PGE_API_BASE = env["GASCAP_PGE_API_BASE"]
+    settings.GASCAP_PGE_TOKEN_URL = env["GASCAP_PGE_TOKEN_URL"]
+    settings.GASCAP_PGE_CA_BUNDLE = env["GASCAP_PGE_CA_BUNDLE"]
+    settings.GASCAP_PGE_CLIENT_CERT = env["GASCAP_PGE_CLIENT_CERT"]
+    settings.GASCAP_PGE_CLIENT_KEY = env["GASCAP_PGE_CLIENT_KEY"]
+    settings.GASCAP_PGE_CLIENT_ID = "sandbox-client"
+    settings.GASCAP_PGE_CLIENT_SECRET = "sandbox-secret"
+
+    web_log = open(tmp_path / "web.log", "wb")
+    web = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload"],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=web_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _http().get(f"{web_url}/healthz", timeout=1)
+                break
+            except requests.ConnectionError as exc:
+                if time.monotonic() > deadline or web.poll() is not None:
+                    log = (tmp_path / "web.log").read_text()
+                    raise RuntimeError(f"web did not answer ({exc}):\n{log}") from None
+                time.sleep(0.2)
+        celery_worker_process(env)
+
+        customer = customer_by_key("electric")
+        sid = customer.subscription_id
+        sandbox.state.authorization_grant(subscription_id=sid)
+        access, refresh = sandbox.state.tokens_issue(subscription_id=sid)
+        owner = Customer.objects.create(display_name="Sandbox electric (test)")
+        auth = Authorization.objects.create(
+            customer=owner, status=Authorization.Status.ACTIVE, subscription_id=sid
+        )
+        auth.tokens_set(
+            access_token=access,
+            refresh_token=refresh,
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
+        auth.save()
+        yield Stack(sandbox=sandbox, env=env, web_url=web_url, sid=sid, tmp_path=tmp_path)
+    finally:
+        web.terminate()
+        try:
+            web.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.wait()
+        web_log.close()
+        sandbox.stop()
+
+
+def _ask(stack: Stack, *, days_back: int, days: int) -> None:
+    from customers.models import Authorization
+
+    now = timezone.now()
+    start = now - timedelta(days=days_back)
+    report = data_requests.subscription_data_request(
+        authorization_id=Authorization.objects.get(subscription_id=stack.sid).pk,
+        now=now,
+        start=start,
+        end=start + timedelta(days=days),
+    )
+    assert report.statuses == [202]
+
+
+def _settled() -> bool:
+    open_fetches = Fetch.objects.filter(status__in=Fetch.OPEN_STATUSES).exists()
+    waiting = Notification.objects.filter(
+        status__in=[Notification.Status.RECEIVED, Notification.Status.PROCESSING]
+    ).exists()
+    return Fetch.objects.exists() and not open_fetches and not waiting
+
+
+def test_notification_to_readings_exactly_once(stack):
+    _ask(stack, days_back=3, days=2)
+    stack.wait_for(_settled)
+    fetch = Fetch.objects.get()
+    assert fetch.status == Fetch.Status.INGESTED, (fetch.reason, fetch.error)
+    assert fetch.kind == Fetch.Kind.SUBSCRIPTION
+    readings = IntervalReading.objects.count()
+    assert readings > 0
+    assert fetch.readings_new == readings
+    assert Notification.objects.get().status == Notification.Status.PROCESSED
+
+    # The same notification again (PG&E re-sends): recorded, no new work, nothing written.
+    body = bytes(Notification.objects.get().body)
+    again = _http().post(f"{stack.web_url}/pge/notify/{NOTIFY_TOKEN}/", data=body, timeout=5)
+    assert again.status_code == 200
+    assert Notification.objects.filter(status=Notification.Status.DUPLICATE).count() == 1
+    time.sleep(1.0)
+    assert Fetch.objects.count() == 1
+    assert IntervalReading.objects.count() == readings
+
+    # A wrong token is 404 and writes nothing.
+    wrong = _http().post(f"{stack.web_url}/pge/notify/guess/", data=body, timeout=5)
+    assert wrong.status_code == 404
+    assert Notification.objects.count() == 2
+
+
+def test_fault_burst_ends_with_every_reading_stored(stack):
+    from sandbox.faults import Fault
+
+    _ask(stack, days_back=3, days=2)
+    stack.wait_for(_settled)
+    expected = IntervalReading.objects.count()
+    assert expected > 0
+    IntervalReading.objects.all().delete()
+
+    state = stack.sandbox.state
+    state.fault_add(Fault(kind="http_503", subscription_id=stack.sid, times=3))
+    state.fault_add(Fault(kind="rate_limit", subscription_id=stack.sid, times=1, seconds=1))
+    state.fault_add(Fault(kind="expired_token", subscription_id=stack.sid, times=1))
+    _ask(stack, days_back=3, days=2)
+    stack.wait_for(lambda: Fetch.objects.count() == 2 and _settled(), timeout=90)
+    second = Fetch.objects.order_by("-id").first()
+    assert second.status == Fetch.Status.INGESTED, (second.reason, second.error)
+    codes = list(FetchAttempt.objects.filter(fetch=second).values_list("status_code", flat=True))
+    assert codes.count(503) == 3
+    assert 429 in codes
+    assert 403 in codes
+    assert codes[-1] == 200
+    assert IntervalReading.objects.count() == expected
+
+
+def test_hostile_redirect_sends_nothing_and_stores_nothing(stack):
+    from sandbox.faults import Fault
+
+    stack.sandbox.state.fault_add(
+        Fault(
+            kind="redirect",
+            subscription_id=stack.sid,
+            times=1,
+            location="https://attacker.invalid/steal",
+        )
+    )
+    _ask(stack, days_back=3, days=1)
+    stack.wait_for(_settled)
+    fetch = Fetch.objects.get()
+    assert (fetch.status, fetch.reason) == (Fetch.Status.FAILED, "unexpected_redirect")
+    assert fetch.attempt_rows.count() == 1
+    assert IntervalReading.objects.count() == 0
