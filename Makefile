@@ -43,7 +43,7 @@ bench: venv
 
 # The whole job end to end on this machine: consent, notification, fetch, storage.
 demo: venv
-	$(PY) manage.py run_demo
+	$(PY) -m gascap.demo
 
 clean:
 	rm -rf var/broker var/bench

@@ -259,7 +259,9 @@ GASCAP_PGE_RATE_LIMIT_MAX_WAIT = env.float("GASCAP_PGE_RATE_LIMIT_MAX_WAIT", def
 GASCAP_INGEST_SWEEP_AGE = env.int("GASCAP_INGEST_SWEEP_AGE", default=300)
 # Daily data request: "subscription" (one async request per active authorization) or "bulk"
 # (one Batch/Bulk request with the client token).
-GASCAP_INGEST_DAILY_REQUEST_MODE = env.str("GASCAP_INGEST_DAILY_REQUEST_MODE", default="subscription")
+GASCAP_INGEST_DAILY_REQUEST_MODE = env.str(
+    "GASCAP_INGEST_DAILY_REQUEST_MODE", default="subscription"
+)
 # Days the gap audit looks back, and days per PG&E request (integrators use <= ~30).
 GASCAP_INGEST_GAP_AUDIT_DAYS = env.int("GASCAP_INGEST_GAP_AUDIT_DAYS", default=14)
 GASCAP_INGEST_REQUEST_MAX_DAYS = env.int("GASCAP_INGEST_REQUEST_MAX_DAYS", default=30)

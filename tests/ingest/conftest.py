@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,9 +56,13 @@ def ingest_settings(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def pge():
-    """PG&E's HTTP boundary, mocked for every ingest test: an unregistered request fails as a
-    connection error, so no unit test can reach a network."""
+def pge(request):
+    """PG&E's HTTP boundary, mocked for every ingest unit test: an unregistered request fails
+    as a connection error, so no unit test can reach a network. End-to-end tests talk to the
+    sandbox over real mutual TLS instead."""
+    if request.node.get_closest_marker("e2e"):
+        yield None
+        return
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 
@@ -255,6 +261,33 @@ def reading_type_feed() -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
         f"<id>urn:uuid:rt</id>{reading_type_entry()}</feed>"
     ).encode()
+
+
+@pytest.fixture
+def attacker_listener():
+    """A loopback TCP listener that must receive zero connections."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.1)
+    connections: list[object] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, addr = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            connections.append(addr)
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], connections
+    stop.set()
+    thread.join(timeout=2)
+    server.close()
 
 
 # --- A real Celery worker subprocess (end-to-end tests) -------------------------------------

@@ -99,7 +99,7 @@ def stack(tmp_path, settings, celery_worker_process) -> Iterator[Stack]:
     config = sandbox_config(
         cert_dir=certs.directory,
         notify_url=f"{web_url}/pge/notify/{NOTIFY_TOKEN}/",
-        notify_delay=0.2,
+        notify_delay=1.0,  # time to arm faults between the 202 and the fetch
         redirect_uris=("http://localhost:8000/consent/callback/",),
         client_id="sandbox-client",
         client_secret="sandbox-secret",
@@ -242,11 +242,12 @@ def test_fault_burst_ends_with_every_reading_stored(stack):
     assert expected > 0
     IntervalReading.objects.all().delete()
 
+    # Armed right after the 202, before the notification (1 s later) makes the worker fetch.
+    _ask(stack, days_back=3, days=2)
     state = stack.sandbox.state
     state.fault_add(Fault(kind="http_503", subscription_id=stack.sid, times=3))
     state.fault_add(Fault(kind="rate_limit", subscription_id=stack.sid, times=1, seconds=1))
     state.fault_add(Fault(kind="expired_token", subscription_id=stack.sid, times=1))
-    _ask(stack, days_back=3, days=2)
     stack.wait_for(lambda: Fetch.objects.count() == 2 and _settled(), timeout=90)
     second = Fetch.objects.order_by("-id").first()
     assert second.status == Fetch.Status.INGESTED, (second.reason, second.error)
@@ -258,20 +259,24 @@ def test_fault_burst_ends_with_every_reading_stored(stack):
     assert IntervalReading.objects.count() == expected
 
 
-def test_hostile_redirect_sends_nothing_and_stores_nothing(stack):
+def test_hostile_redirect_sends_nothing_and_stores_nothing(stack, attacker_listener):
     from sandbox.faults import Fault
 
+    port, connections = attacker_listener
+
+    _ask(stack, days_back=3, days=1)
     stack.sandbox.state.fault_add(
         Fault(
             kind="redirect",
             subscription_id=stack.sid,
             times=1,
-            location="https://attacker.invalid/steal",
+            location=f"http://127.0.0.1:{port}/steal",
         )
     )
-    _ask(stack, days_back=3, days=1)
     stack.wait_for(_settled)
     fetch = Fetch.objects.get()
     assert (fetch.status, fetch.reason) == (Fetch.Status.FAILED, "unexpected_redirect")
     assert fetch.attempt_rows.count() == 1
     assert IntervalReading.objects.count() == 0
+    time.sleep(0.3)
+    assert connections == []

@@ -349,33 +349,6 @@ def test_local_xxe_canary_appears_nowhere(client, published, tmp_path, caplog):
     assert canary not in repr(published.messages)
 
 
-@pytest.fixture
-def attacker_listener():
-    """A loopback TCP listener that must receive zero connections."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.settimeout(0.1)
-    connections: list[object] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, addr = server.accept()
-            except (TimeoutError, OSError):
-                continue
-            connections.append(addr)
-            conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], connections
-    stop.set()
-    thread.join(timeout=2)
-    server.close()
-
-
 @pytest.mark.parametrize(
     "template",
     [
