@@ -33,7 +33,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CUSTOMERS = ("electric", "solar", "gas")
 DEADLINE_SECONDS = 170  # the whole demo must finish within 3 minutes
-NOTIFY_TOKEN = "demo-notify-token"
+NOTIFY_TOKEN = "demo-notify-token"  # noqa: S105 (a throw-away local path segment, not a secret)
 
 
 class DemoFailed(RuntimeError):
@@ -59,7 +59,11 @@ class Processes:
         log = (self.log_dir / f"{name}.log").open("wb")
         self.logs.append(log)
         self.children[name] = subprocess.Popen(  # noqa: S603 (our own interpreter and modules)
-            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -85,8 +89,9 @@ class Processes:
             log.close()
 
 
-def wait_until(what: str, predicate: Callable[[], bool], timeout: float,
-               processes: Processes) -> None:
+def wait_until(
+    what: str, predicate: Callable[[], bool], timeout: float, processes: Processes
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         processes.check_alive()
@@ -193,9 +198,7 @@ def work_outstanding() -> int:
     from ingest.models import Fetch, Notification
 
     open_fetches = Fetch.objects.filter(status__in=["PENDING", "RUNNING", "RETRYING"]).count()
-    open_notifications = Notification.objects.filter(
-        status__in=["RECEIVED", "PROCESSING"]
-    ).count()
+    open_notifications = Notification.objects.filter(status__in=["RECEIVED", "PROCESSING"]).count()
     return open_fetches + open_notifications
 
 
@@ -228,26 +231,55 @@ def run_demo(out: IO[str] = sys.stdout) -> int:
     step = "prepare the database"
     processes = Processes(log_dir=var_dir / "logs", env=env)
     try:
-        out.write(f"gascap demo: database {settings.DATABASES['default']['ENGINE']}, "
-                  f"broker {settings.CELERY_BROKER_URL.split(':')[0]}, logs in {var_dir}/logs\n")
+        out.write(
+            f"gascap demo: database {settings.DATABASES['default']['ENGINE']}, "
+            f"broker {settings.CELERY_BROKER_URL.split(':')[0]}, logs in {var_dir}/logs\n"
+        )
         call_command("migrate", verbosity=0, interactive=False)
         call_command("sandbox_certs", verbosity=0)
         step = "start the sandbox, web server and worker"
         python = sys.executable
-        processes.start("sandbox", [python, "manage.py", "run_sandbox", "--port",
-                                    str(sandbox_port), "--fresh"])
-        processes.start("web", [python, "manage.py", "runserver", f"127.0.0.1:{web_port}",
-                                "--noreload"])
-        processes.start("worker", [python, "-m", "celery", "-A", "gascap", "worker", "-Q",
-                                   "default,ingest,pge_fetch", "-c", "2", "-l", "INFO",
-                                   "--without-gossip", "--without-mingle"])
+        processes.start(
+            "sandbox", [python, "manage.py", "run_sandbox", "--port", str(sandbox_port), "--fresh"]
+        )
+        processes.start(
+            "web", [python, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload"]
+        )
+        processes.start(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "gascap",
+                "worker",
+                "-Q",
+                "default,ingest,pge_fetch",
+                "-c",
+                "2",
+                "-l",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
         web = f"http://localhost:{web_port}"
-        wait_until("gascap's /healthz",
-                   lambda: requests.get(f"{web}/healthz", timeout=2).status_code == 200,
-                   60, processes)
+        wait_until(
+            "gascap's /healthz",
+            lambda: requests.get(f"{web}/healthz", timeout=2).status_code == 200,
+            60,
+            processes,
+        )
         ca_bundle = str(settings.GASCAP_PGE_CA_BUNDLE)
-        wait_until("the sandbox", lambda: socket.create_connection(
-            ("127.0.0.1", sandbox_port), timeout=1).close() is None, 60, processes)
+        wait_until(
+            "the sandbox",
+            lambda: (
+                socket.create_connection(("127.0.0.1", sandbox_port), timeout=1).close() is None
+            ),
+            60,
+            processes,
+        )
         for key in DEMO_CUSTOMERS:
             step = f"consent for the {key} customer"
             done = consent_through_sandbox(web=web, customer=key, ca_bundle=ca_bundle)
