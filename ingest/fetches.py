@@ -273,7 +273,7 @@ def _fail(
     reason: str,
     error: str,
     status: str = Fetch.Status.FAILED,
-    with_traceback: bool = False,
+    with_traceback: bool = True,
 ) -> FetchRunResult:
     _save(
         fetch,

@@ -74,7 +74,7 @@ def reading_sink(connection: BaseDatabaseWrapper) -> ReadingSink:
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 _PG_MERGE = """
-WITH src AS (
+WITH src AS MATERIALIZED (
     SELECT DISTINCT ON (b.series, l.start, l.duration)
         b.series AS meter_reading_id, to_timestamp(l.start) AS start, l.duration,
         l.value, l.cost, l.quality, l.tou, l.cpp, l.tier
@@ -112,8 +112,7 @@ WITH src AS (
 SELECT
     (SELECT count(*) FROM diff WHERE is_new),
     (SELECT count(*) FROM diff WHERE NOT is_new),
-    (SELECT count(*) FROM (SELECT DISTINCT b.series, l.start, l.duration
-                           FROM espi_load l JOIN espi_block_series b ON b.block = l.block) k),
+    (SELECT count(*) FROM src),
     (SELECT count(*) FROM upserted),
     (SELECT count(*) FROM revised)
 """

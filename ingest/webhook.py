@@ -68,9 +68,14 @@ def _response(status: int, text: str, **headers: str) -> HttpResponse:
 
 
 def _stored_headers(request: HttpRequest) -> dict[str, str]:
+    tokens = [t for t in settings.GASCAP_NOTIFY_TOKENS if t]
     headers = {}
     for key, value in request.META.items():
         if key in _SECRET_HEADERS:
+            continue
+        # A proxy may forward the original path (X-Original-URI and the like): it holds the
+        # secret path segment, so such a header is dropped rather than stored.
+        if any(token in str(value) for token in tokens):
             continue
         if key.startswith("HTTP_") or key in {"CONTENT_TYPE", "CONTENT_LENGTH"}:
             headers[key] = str(value)[:1000]

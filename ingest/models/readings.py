@@ -136,8 +136,16 @@ class IntervalReading(models.Model):
     """
 
     pk = models.CompositePrimaryKey("meter_reading_id", "start", "duration")
+    # No index of its own (the primary key leads with it) and no database constraint: Django
+    # makes PostgreSQL foreign keys DEFERRABLE INITIALLY DEFERRED, which queues one check per
+    # inserted row until COMMIT (millions for a Bulk feed). The series row is written in the
+    # same transaction just before its readings, and deletes cascade through the ORM.
     meter_reading = models.ForeignKey(
-        MeterReading, on_delete=models.CASCADE, related_name="readings", db_index=False
+        MeterReading,
+        on_delete=models.CASCADE,
+        related_name="readings",
+        db_index=False,
+        db_constraint=False,
     )
     start = models.DateTimeField()
     duration = models.IntegerField()  # seconds

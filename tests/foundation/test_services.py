@@ -42,9 +42,29 @@ def test_task_sent_through_redis_runs_in_a_worker_subprocess(tmp_path: Path) -> 
     queue = f"smoke-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "GASCAP_SMOKE_FILE": str(marker_file)}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "gascap", "worker", "-Q", queue, "-P", "solo",
-         "-l", "INFO", "--without-gossip", "--without-mingle", "-n", f"{queue}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gascap",
+            "worker",
+            "-Q",
+            queue,
+            "-P",
+            "solo",
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"{queue}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         marker = uuid.uuid4().hex

@@ -464,3 +464,11 @@ def test_concurrent_duplicates_make_one_unit_of_work(published):
     # Concurrent first deliveries may each be RECEIVED; their fetches still coalesce.
     published.drain()
     assert Fetch.objects.filter(url=subscription_url()).count() == 1
+
+
+def test_headers_carrying_the_secret_path_are_not_stored(client):
+    assert post(client, BODY, HTTP_X_ORIGINAL_URI=URL, HTTP_X_REQUEST_ID="abc").status_code == 200
+    headers = Notification.objects.get().headers
+    assert "HTTP_X_ORIGINAL_URI" not in headers
+    assert headers["HTTP_X_REQUEST_ID"] == "abc"
+    assert NOTIFY_TOKEN not in str(headers)
