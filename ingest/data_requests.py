@@ -28,7 +28,6 @@ from ingest.ratelimit import pge_request_slot
 logger = logging.getLogger(__name__)
 
 _USAGE_POINT_HREF = re.compile(r"/Subscription/([^/]+)/UsagePoint/([^/?#]+)")
-MAX_HISTORY_DAYS = 730
 
 
 def _pge_client():  # type: ignore[no-untyped-def]
@@ -62,7 +61,8 @@ def subscription_last_data(*, subscription_id: str) -> datetime | None:
 
 def _history_start(authorization, now: datetime) -> datetime:  # type: ignore[no-untyped-def]
     # The consent's published period if PG&E told us, else the scope's HistoryLength (seconds).
-    candidates = [now - timedelta(days=MAX_HISTORY_DAYS)]
+    # Never further back than the configured backfill (PG&E keeps about two years).
+    candidates = [now - timedelta(days=settings.GASCAP_INGEST_INITIAL_HISTORY_DAYS)]
     if authorization.published_start:
         candidates.append(authorization.published_start)
     else:

@@ -265,6 +265,8 @@ GASCAP_INGEST_DAILY_REQUEST_MODE = env.str(
 # Days the gap audit looks back, and days per PG&E request (integrators use <= ~30).
 GASCAP_INGEST_GAP_AUDIT_DAYS = env.int("GASCAP_INGEST_GAP_AUDIT_DAYS", default=14)
 GASCAP_INGEST_REQUEST_MAX_DAYS = env.int("GASCAP_INGEST_REQUEST_MAX_DAYS", default=30)
+# How far back the first request after a consent reaches (capped by what the consent grants).
+GASCAP_INGEST_INITIAL_HISTORY_DAYS = env.int("GASCAP_INGEST_INITIAL_HISTORY_DAYS", default=730)
 
 # --- Sandbox (a local PG&E; the app is installed only by local/test settings) -------------
 # Seconds the sandbox waits before POSTing a BatchList after an asynchronous request
