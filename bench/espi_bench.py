@@ -291,12 +291,12 @@ def peers_parse(path: Path) -> dict[str, object]:
         "import time, resource, sys\n"
         "from greenbutton_objects import parse\n"
         "t = time.perf_counter()\n"
-        "data = parse.parse_feed(sys.argv[1])\n"
+        "usage_points = parse.parse_feed(sys.argv[1])\n"
         "n = 0\n"
-        "for up in data.usage_points:\n"
-        "    for mr in up.meter_readings:\n"
-        "        for ib in mr.interval_blocks:\n"
-        "            n += len(ib.interval_readings)\n"
+        "for up in usage_points:\n"
+        "    for mr in up.meterReadings:\n"
+        "        for ib in mr.intervalBlocks:\n"
+        "            n += len(ib.intervalReadings)\n"
         "print(n, time.perf_counter() - t,"
         " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
@@ -375,10 +375,24 @@ def main() -> None:
         small_floor_t = time.perf_counter()
         floor_parse(small)
         small_floor_rps = SIZES["small"] * DAYS * PER_DAY / (time.perf_counter() - small_floor_t)
-        peer = peers_parse(small)
-        if "rps" in peer:
-            peer["ratio_to_floor"] = round(float(peer["rps"]) / small_floor_rps, 3)
-        figures["peers"] = [peer]
+        peers = [peers_parse(small)]
+        if "error" in peers[0]:
+            # greenbutton-objects rejects PG&E's revenue-quality code 19 (an enum without it):
+            # time it again on a copy whose quality codes are 17, for the ratio.
+            adapted = BENCH_DIR / "espi_1cy_quality17.xml"
+            if not adapted.exists():
+                adapted.write_bytes(
+                    small.read_bytes().replace(
+                        b"<ns0:quality>19</ns0:quality>", b"<ns0:quality>17</ns0:quality>"
+                    )
+                )
+            retry = peers_parse(adapted)
+            retry["peer"] = "greenbutton-objects (quality 19 -> 17)"
+            peers.append(retry)
+        for peer in peers:
+            if "rps" in peer:
+                peer["ratio_to_floor"] = round(float(peer["rps"]) / small_floor_rps, 3)
+        figures["peers"] = peers
 
     rows = [
         ("database", figures["database"]),

@@ -11,7 +11,9 @@ document back: nothing from a malformed or hostile document is stored.
 
 from __future__ import annotations
 
+import io
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from ingest.models import (
     UsagePoint,
     UsageSummary,
 )
-from ingest.readings_merge import reading_sink
+from ingest.readings_merge import reading_sink, series_lock
 
 __all__ = [
     "EspiRejected",
@@ -96,10 +98,13 @@ def _epoch(seconds: int | None) -> datetime | None:
 
 
 @contextmanager
-def _opened(source: BinaryIO | IO[bytes] | str) -> Iterator[IO[bytes]]:
+def _opened(source: BinaryIO | IO[bytes] | str | bytes) -> Iterator[IO[bytes]]:
+    """A path is opened (and closed), bytes wrapped, a file object used as it is."""
     if isinstance(source, str):
         with open(source, "rb") as handle:
             yield handle
+    elif isinstance(source, bytes | bytearray):
+        yield io.BytesIO(source)
     else:
         yield source
 
@@ -229,14 +234,15 @@ def _summary_store(
 
 
 def document_import(
-    *, source: BinaryIO | IO[bytes] | str, source_label: str, now: datetime
+    *, source: BinaryIO | IO[bytes] | str | bytes, source_label: str, now: datetime
 ) -> ImportResult:
-    """Import one ESPI document (a file object or a path) in one transaction.
+    """Import one ESPI document (a file object, a path or bytes) in one transaction.
 
     Raises `EspiRejected` (line/column, reason) for malformed or hostile input; nothing from
     that document is stored then.
     """
     result = ImportResult()
+    started = time.perf_counter()
     with _opened(source) as handle, transaction.atomic():
         stream = EspiStream(handle)
         sink = reading_sink(connection)
@@ -248,6 +254,7 @@ def document_import(
             sink.abort()
             raise
         sink.close_load()
+        parsed = time.perf_counter()
         doc = stream.document
         series_by_block = stream.document_series()
 
@@ -286,20 +293,27 @@ def document_import(
                 _summary_store(summary, usage_point(up_href), source_label=source_label, now=now)
                 result.summaries += 1
 
+        resolved = time.perf_counter()
         counts = sink.merge(block_series=block_series, source_label=source_label, now=now)
         result.readings_new = counts.new
         result.readings_updated = counts.updated
         result.readings_unchanged = counts.unchanged
         result.usage_points = len(usage_points)
         result.series = len(series_rows)
+        # Readings without start/duration/value, and those of blocks that no link ties to a
+        # MeterReading (a bare IntervalBlock with no entry around it): not stored, counted.
         result.readings_skipped = doc.readings_skipped + sum(
-            1 for b in doc.blocks if b.number not in block_series
+            b.readings for b in doc.blocks if b.number not in block_series
         )
         result.missing_reading_types = list(missing)
+    finished = time.perf_counter()
     logger.info(
-        "ESPI document %s imported: %s",
+        "ESPI document %s imported: %s (parse+load %.2f s, links %.2f s, merge %.2f s)",
         source_label,
         result.summary_line(),
+        parsed - started,
+        resolved - parsed,
+        finished - resolved,
     )
     return result
 
@@ -345,6 +359,8 @@ def reading_type_attach(*, href: str, source: BinaryIO | IO[bytes] | str, now: d
 def _series_merge_into(source: MeterReading, target: MeterReading) -> None:
     """Move a units-unknown series' readings into its known-units twin (twin's rows win)."""
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            series_lock(cursor, [source.pk, target.pk])
         cursor.execute(
             "INSERT INTO ingest_intervalreading (meter_reading_id, start, duration, value, cost,"
             " quality, tou, cpp, consumption_tier)"

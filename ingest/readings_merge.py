@@ -10,12 +10,13 @@ arbitrary, espi-model.md §3), then merge in set-based SQL:
   re-import writes no row at all (not even a row lock);
 - new keys are inserted, changed ones updated in place (value, quality or cost), and the
   previous values appended to `ingest_readingrevision` (reliability R4);
-- rows reach the upsert sorted by key, so two overlapping imports lock rows in the same order
-  and cannot deadlock (reliability test 46).
+- two imports touching the same series serialise on per-series advisory locks taken in
+  sorted order (no deadlock, reliability test 46; SQLite has one writer at a time anyway).
 
-PostgreSQL: `COPY` into a `TEMP` table, then one `INSERT … SELECT … ON CONFLICT … DO UPDATE`
-whose revisions come from a CTE that saw the old values. SQLite: `executemany` into a temp
-table, then the same merge in a few statements.
+PostgreSQL: `COPY` into a `TEMP` table, then one statement whose CTEs insert the new keys,
+update the changed ones and write revisions from the old values they saw. SQLite:
+`executemany` into a temp table, then the same merge in a few statements with
+`INSERT … ON CONFLICT … DO UPDATE`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,18 @@ def reading_sink(connection: BaseDatabaseWrapper) -> ReadingSink:
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 
+# The key space of our advisory locks (pg_advisory_xact_lock(int, int)): "ESPI".
+SERIES_LOCK_NAMESPACE = 0x45535049
+
+_PG_LOCK_SERIES = """
+SELECT count(pg_advisory_xact_lock(%(namespace)s, k))
+FROM (SELECT DISTINCT (series %% 2147483647)::integer AS k FROM espi_block_series ORDER BY 1) s
+"""
+
+# Rows equal to the stored reading are filtered out before any write (a replay writes
+# nothing). New keys are a plain INSERT and changed ones an UPDATE: the series' advisory locks,
+# taken before this statement's snapshot, keep concurrent importers of the same series out,
+# which makes ON CONFLICT (a speculative insertion per row, twice the cost) unnecessary.
 _PG_MERGE = """
 WITH src AS MATERIALIZED (
     SELECT DISTINCT ON (b.series, l.start, l.duration)
@@ -89,17 +102,18 @@ WITH src AS MATERIALIZED (
        AND r.duration = s.duration
     WHERE r.meter_reading_id IS NULL
        OR (r.value, r.quality, r.cost) IS DISTINCT FROM (s.value, s.quality, s.cost)
-), upserted AS (
-    INSERT INTO ingest_intervalreading AS r
+), inserted AS (
+    INSERT INTO ingest_intervalreading
         (meter_reading_id, start, duration, value, cost, quality, tou, cpp, consumption_tier)
     SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier
-    FROM diff ORDER BY meter_reading_id, start, duration
-    ON CONFLICT (meter_reading_id, start, duration) DO UPDATE SET
-        value = EXCLUDED.value, cost = EXCLUDED.cost, quality = EXCLUDED.quality,
-        tou = EXCLUDED.tou, cpp = EXCLUDED.cpp, consumption_tier = EXCLUDED.consumption_tier
-    WHERE (r.value, r.quality, r.cost)
-        IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.quality, EXCLUDED.cost)
-    RETURNING 1
+    FROM diff WHERE is_new
+), updated AS (
+    UPDATE ingest_intervalreading r SET
+        value = d.value, cost = d.cost, quality = d.quality,
+        tou = d.tou, cpp = d.cpp, consumption_tier = d.tier
+    FROM diff d
+    WHERE NOT d.is_new AND r.meter_reading_id = d.meter_reading_id
+      AND r.start = d.start AND r.duration = d.duration
 ), revised AS (
     INSERT INTO ingest_readingrevision
         (meter_reading_id, start, duration, old_value, old_quality, old_cost,
@@ -107,15 +121,19 @@ WITH src AS MATERIALIZED (
     SELECT meter_reading_id, start, duration, old_value, old_quality, old_cost,
            value, quality, cost, %(label)s, %(now)s
     FROM diff WHERE NOT is_new
-    RETURNING 1
 )
 SELECT
-    (SELECT count(*) FROM diff WHERE is_new),
-    (SELECT count(*) FROM diff WHERE NOT is_new),
-    (SELECT count(*) FROM src),
-    (SELECT count(*) FROM upserted),
-    (SELECT count(*) FROM revised)
+    (SELECT count(*) FILTER (WHERE is_new) FROM diff),
+    (SELECT count(*) FILTER (WHERE NOT is_new) FROM diff),
+    (SELECT count(*) FROM src)
 """
+
+
+def series_lock(cursor: Any, series_ids: Sequence[int]) -> None:
+    """Take the import locks of these series (PostgreSQL; sorted, so no deadlock)."""
+    keys = sorted({series_id % 2147483647 for series_id in series_ids})
+    for key in keys:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SERIES_LOCK_NAMESPACE, key])
 
 
 class PostgresSink(ReadingSink):
@@ -172,8 +190,9 @@ class PostgresSink(ReadingSink):
             for block, series in block_series.items():
                 copy.write_row((block, series))
         cursor.execute("ANALYZE espi_load")
+        cursor.execute(_PG_LOCK_SERIES, {"namespace": SERIES_LOCK_NAMESPACE})
         cursor.execute(_PG_MERGE, {"label": source_label[:500], "now": now})
-        new, updated, distinct, _upserted, _revised = cursor.fetchone()
+        new, updated, distinct = cursor.fetchone()
         cursor.execute("TRUNCATE espi_load, espi_block_series")
         return MergeCounts(new=new, updated=updated, unchanged=distinct - new - updated)
 

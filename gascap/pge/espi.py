@@ -25,6 +25,7 @@ from typing import IO
 
 from lxml import etree
 
+from gascap.pge.espi_links import resolve_series
 from gascap.pge.espi_types import (
     ATOM_NS,
     ESPI_NS,
@@ -51,6 +52,7 @@ __all__ = [
     "ReadingTypeInfo",
     "Series",
     "espi_read",
+    "resolve_series",
 ]
 
 # The one error type for malformed or hostile ESPI input (line/column where known).
@@ -199,7 +201,6 @@ class EspiStream:
                     skipped += 1
                 else:
                     batch.append(row)
-                element.clear()
                 since_trim += 1
                 if since_trim >= 256:
                     # Drop the readings already read (cleared, but still nodes in the tree).
@@ -208,12 +209,14 @@ class EspiStream:
                         del parent[:-1]
                     since_trim = 0
                 if len(batch) >= size:
+                    block.readings += len(batch)
                     yield block, batch
                     batch = []
             elif tag == T_BLOCK:
                 # The readings that follow belong to another block (Eversource sends 36
                 # blocks in one entry).
                 if batch and block is not None:
+                    block.readings += len(batch)
                     yield block, batch
                     batch = []
                 block = None
@@ -225,6 +228,7 @@ class EspiStream:
                     ref.links = links
                 entry_blocks = []
                 if batch and block is not None:
+                    block.readings += len(batch)
                     yield block, batch
                     batch = []
                 block = None
@@ -233,11 +237,54 @@ class EspiStream:
                 if parent is not None:
                     del parent[:-1]
         if batch and block is not None:
+            block.readings += len(batch)
             yield block, batch
         doc.readings_skipped = skipped
         self._finished = True
 
     def _reading(self, element: etree._Element) -> ReadingRow | None:
+        """The fast path: texts collected, converted at once; anything odd takes the careful
+        path below (fractional starts, missing fields, errors with their line)."""
+        start = duration = value = cost = quality = tou = cpp = tier = None
+        for child in element:
+            tag = child.tag
+            if tag == T_TIME_PERIOD:
+                for part in child:
+                    if part.tag == T_START:
+                        start = part.text
+                    elif part.tag == T_DURATION:
+                        duration = part.text
+            elif tag == T_VALUE:
+                value = child.text
+            elif tag == T_QUALITY_BOX:
+                if quality is None:
+                    for part in child:
+                        if part.tag == T_QUALITY:
+                            quality = part.text
+            elif tag == T_TOU:
+                tou = child.text
+            elif tag == T_COST:
+                cost = child.text
+            elif tag == T_CPP:
+                cpp = child.text
+            elif tag == T_TIER:
+                tier = child.text
+        try:
+            # int() accepts surrounding whitespace, rejects fractions and empty text.
+            return (
+                int(start),  # type: ignore[arg-type]
+                int(duration),  # type: ignore[arg-type]
+                int(value),  # type: ignore[arg-type]
+                None if cost is None else int(cost),
+                None if quality is None else int(quality),
+                None if tou is None else int(tou),
+                None if cpp is None else int(cpp),
+                None if tier is None else int(tier),
+            )
+        except (TypeError, ValueError):
+            return self._reading_careful(element)
+
+    def _reading_careful(self, element: etree._Element) -> ReadingRow | None:
         start = duration = value = cost = quality = tou = cpp = tier = None
         for child in element:
             tag = child.tag
@@ -373,86 +420,6 @@ class EspiStream:
         if not self._finished:
             raise RuntimeError("document_series() needs batches() to have run to the end")
         return resolve_series(self.document)
-
-
-def _parent_collection(href: str, collection: str) -> str | None:
-    """`…/UsagePoint/U/MeterReading/M` → `…/UsagePoint/U` (when `collection` is MeterReading)."""
-    head, _, _last = href.rstrip("/").rpartition("/")
-    if head.endswith("/" + collection) or head == collection:
-        return head[: -len(collection)].rstrip("/") or None
-    return None
-
-
-def _usage_point_for(doc: EspiDocument, mr_href: str, mr: MeterReadingInfo | None) -> str:
-    derived = None
-    if mr is not None and mr.links.up_href:
-        up = mr.links.up_href.rstrip("/")
-        if up.endswith("/MeterReading"):
-            derived = up[: -len("/MeterReading")]
-    derived = derived or _parent_collection(mr_href, "MeterReading") or mr_href
-    if derived in doc.usage_points:
-        return derived
-    # Opower: the UsagePoint's related link names the MeterReading itself, and one file puts
-    # the UsagePoint under BillingAccount/… while its MeterReadings are under User/….
-    for up in doc.usage_points.values():
-        if mr_href in up.links.related or f"{up.href}/MeterReading" == derived:
-            return up.href
-    tail = derived.rsplit("/UsagePoint/", 1)[-1] if "/UsagePoint/" in derived else None
-    if tail:
-        for up in doc.usage_points.values():
-            if up.href.endswith("/UsagePoint/" + tail):
-                return up.href
-    if len(doc.usage_points) == 1:
-        return next(iter(doc.usage_points))
-    return derived
-
-
-def _reading_type_for(doc: EspiDocument, mr_href: str, mr: MeterReadingInfo | None) -> str | None:
-    if mr is None:
-        return None
-    candidates = []
-    for href in mr.links.related:
-        if href in doc.reading_types:
-            return href
-        if "/IntervalBlock" in href or "/LocalTimeParameters" in href:
-            continue
-        candidates.append(href)
-    for href in candidates:
-        if "ReadingType" in href:
-            return href
-    return candidates[0] if candidates else None
-
-
-def resolve_series(doc: EspiDocument) -> dict[int, Series]:
-    """Each block's series: exact href matches first, then the real-world fallbacks of §3."""
-    out: dict[int, Series] = {}
-    cache: dict[str, Series] = {}
-    for block in doc.blocks:
-        mr_href = block.meter_reading_href
-        if mr_href is None:
-            continue
-        series = cache.get(mr_href)
-        if series is None:
-            mr = doc.meter_readings.get(mr_href)
-            if mr is None:
-                # Opower MeterReadings relate to one block; match any MR whose related
-                # links start with the block's collection.
-                for candidate in doc.meter_readings.values():
-                    if any(
-                        h.startswith(mr_href + "/IntervalBlock") for h in candidate.links.related
-                    ):
-                        mr = candidate
-                        break
-            rt_href = _reading_type_for(doc, mr_href, mr)
-            series = Series(
-                usage_point_href=_usage_point_for(doc, mr_href, mr),
-                meter_reading_href=mr_href,
-                reading_type_href=rt_href,
-                reading_type=doc.reading_types.get(rt_href) if rt_href else None,
-            )
-            cache[mr_href] = series
-        out[block.number] = series
-    return out
 
 
 def espi_read(source: IO[bytes] | str) -> tuple[EspiDocument, dict[int, Series], list]:

@@ -175,6 +175,7 @@ class BlockRef:
 
     number: int
     links: Links = field(default_factory=Links)
+    readings: int = 0  # rows yielded for this block
 
     @property
     def meter_reading_href(self) -> str | None:

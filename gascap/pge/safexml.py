@@ -13,6 +13,7 @@ Every failure is an `XmlRejected` that says why and, where the parser knows, whe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 from xml.etree.ElementTree import Element
@@ -58,6 +59,8 @@ def _refuse_doctype(element: etree._Element) -> None:
 def _syntax_error(exc: etree.XMLSyntaxError) -> XmlRejected:
     line, column = exc.position if exc.position else (None, None)
     message = exc.msg or str(exc)
+    # lxml ends its message with ", line L, column C"; XmlRejected adds the position itself.
+    message = re.sub(r",? line \d+, column \d+$", "", message)
     if "Document is empty" in message:
         return XmlRejected("empty", "The document is empty", line=line, column=column)
     return XmlRejected("malformed", f"Malformed XML: {message}", line=line, column=column)

@@ -76,7 +76,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("GASCAP_DB_CONNECT_TIMEOUT", default=2)
     )
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("GASCAP_DB_CONN_MAX_AGE", default=60)
+    # A fresh connection per request by default: connect_timeout bounds only the connect, and
+    # psycopg has no client-side read timeout, so a persistent connection to a frozen server
+    # (SIGSTOP, VM pause) hung the webhook's first query until gunicorn killed the worker at
+    # 30 s instead of a 503 (reliability test 4, tests/reliability/test_db_down.py). A
+    # loopback/LAN connect costs a few ms; raise it only behind a pooler that fails fast.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("GASCAP_DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     # SQLite: wait for the writer lock instead of failing at once (web, worker and beat share it).
@@ -173,7 +178,11 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
         "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
-        "socket_timeout": 10,
+        # Bounds every synchronous Redis command, a publish included: with 10 s a silent
+        # broker (SIGSTOP, blackhole) held each webhook request 10 s (reliability test 11,
+        # tests/reliability/test_broker_down.py). Redis answers in well under a millisecond;
+        # the worker's BRPOP runs on the event loop and is not subject to it.
+        "socket_timeout": env.float("GASCAP_BROKER_SOCKET_TIMEOUT", default=1.5),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -313,3 +313,18 @@ def test_a_large_document_streams_through_the_same_path():
     assert result.readings_new == len(values)
     assert IntervalReading.objects.count() == len(values)
     assert sum(IntervalReading.objects.values_list("value", flat=True)) == sum(values)
+
+
+def test_readings_that_cannot_be_placed_are_counted_not_stored():
+    data = feed(values=[1, 2, 3]).replace(b"<ns0:value>2</ns0:value>", b"")
+    result = do_import(data)
+    assert (result.readings_new, result.readings_skipped) == (2, 1)
+    # A bare IntervalBlock (no Atom entry, so no link to any MeterReading).
+    bare = (
+        b'<IntervalBlock xmlns="http://naesb.org/espi"><IntervalReading><timePeriod>'
+        b"<duration>900</duration><start>1773039600</start></timePeriod><value>5</value>"
+        b"</IntervalReading></IntervalBlock>"
+    )
+    result = do_import(bare)
+    assert (result.readings_new, result.readings_skipped) == (0, 1)
+    assert IntervalReading.objects.count() == 2

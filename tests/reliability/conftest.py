@@ -1,0 +1,360 @@
+"""Fixtures for the reliability tests: real processes and real faults.
+
+- `db_proxy` / `redis_proxy`: a FaultProxy in front of the shared PostgreSQL / Redis, so one
+  subprocess can lose its service while the rest of the suite keeps it.
+- `procs`: gunicorn web and Celery worker subprocesses with an explicit environment (the test
+  database pytest-django made, Redis DB `REL_REDIS_DB`), stopped by PID, never by name.
+- `stack`: the sandbox (a local PG&E over real mutual TLS, in this process) with one consented
+  customer, plus the environment a subprocess needs to fetch from it.
+
+Every test here uses `transactional_db`: the subprocesses must see committed rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+from django.conf import settings as django_settings
+
+from tests.reliability.faultproxy import FaultProxy
+
+REPO = Path(__file__).resolve().parents[2]
+# Redis database of its own: no other engineer's worker takes these messages.
+REL_REDIS_DB = 5
+NOTIFY_TOKEN = "rel-notify-path-token-4c1f9e"
+# Distinctive so a leak is unambiguous in a scan (test 28/53); obviously not real.
+CLIENT_ID = "rel-client-id"
+CLIENT_SECRET = "rel-client-secret-TESTONLY-7d3b0a"
+BULK_ID = "99999"
+
+
+def http() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # loopback only: no proxy from the environment
+    return session
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_url() -> str:
+    parts = urlsplit(os.environ["REDIS_URL"])
+    return urlunsplit((parts.scheme, parts.netloc, f"/{REL_REDIS_DB}", "", ""))
+
+
+def database_url() -> str:
+    """The test database pytest-django created (its NAME was rewritten at runtime)."""
+    db = django_settings.DATABASES["default"]
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def batchlist(*urls: str) -> bytes:
+    items = "".join(f"<ns0:resources>{u}</ns0:resources>" for u in urls)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<ns0:BatchList xmlns:ns0="http://naesb.org/espi">{items}</ns0:BatchList>'
+    ).encode()
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+
+
+def readings_checksum() -> tuple[int, str]:
+    """(count, sha256) over every stored reading, keyed by series href so it compares runs."""
+    from ingest.models import IntervalReading
+
+    digest = hashlib.sha256()
+    count = 0
+    rows = IntervalReading.objects.order_by("meter_reading__href", "start", "duration")
+    for href, start, duration, value in rows.values_list(
+        "meter_reading__href", "start", "duration", "value"
+    ).iterator():
+        digest.update(f"{href}|{start.isoformat()}|{duration}|{value}\n".encode())
+        count += 1
+    return count, digest.hexdigest()
+
+
+@pytest.fixture
+def redis_db() -> Iterator[object]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url())
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def _target(url: str, default_port: int) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+@pytest.fixture
+def db_proxy() -> Iterator[FaultProxy]:
+    db = django_settings.DATABASES["default"]
+    proxy = FaultProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def redis_proxy() -> Iterator[FaultProxy]:
+    proxy = FaultProxy(*_target(redis_url(), 6379)).start()
+    yield proxy
+    proxy.stop()
+
+
+@dataclass
+class Procs:
+    """Subprocesses this test started; each stopped by its own PID."""
+
+    tmp_path: Path
+    started: list[subprocess.Popen] = field(default_factory=list)
+
+    def _spawn(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+        full_env = {**os.environ, **env}
+        full_env.setdefault("DJANGO_SETTINGS_MODULE", "gascap.settings.test")
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                args, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT
+            )
+        self.started.append(proc)
+        return proc
+
+    def web(self, env: dict[str, str], *, workers: int = 1) -> str:
+        """gunicorn (as deployed, docker-compose.yml) on a free port; returns its base URL."""
+        port = free_port()
+        log = self.tmp_path / "web.log"
+        proc = self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "gascap.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "3",
+            ],
+            env,
+            log,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                # The wrong path token answers 404 before any database use.
+                http().get(f"{url}/pge/notify/probe/", timeout=1)
+                return url
+            except requests.ConnectionError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"web did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+    def worker(
+        self,
+        env: dict[str, str],
+        *,
+        name: str = "rel",
+        pool: str = "solo",
+        concurrency: int = 1,
+        queues: str = "default,ingest,pge_fetch",
+    ) -> subprocess.Popen:
+        log = self.tmp_path / f"worker-{name}.log"
+        proc = self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "gascap",
+                "worker",
+                "-Q",
+                queues,
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "INFO",
+                "-n",
+                f"{name}-{os.getpid()}@localhost",
+            ],
+            env,
+            log,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace")
+            if " ready." in text:
+                return proc
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{text[-3000:]}")
+            time.sleep(0.1)
+        raise RuntimeError("worker did not become ready in 60 s")
+
+    def log(self, name: str) -> str:
+        path = self.tmp_path / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.started:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def procs(tmp_path) -> Iterator[Procs]:
+    running = Procs(tmp_path)
+    yield running
+    running.stop_all()
+
+
+def base_env(tmp_path: Path, key: str) -> dict[str, str]:
+    """What every subprocess gets: the test database, Redis DB 5, fresh connections per
+    request (so a proxied outage is met at connect time), a private var/ dir."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "gascap.settings.test",
+        "DATABASE_URL": database_url(),
+        "REDIS_URL": redis_url(),
+        "GASCAP_VAR_DIR": str(tmp_path / "var"),
+        "GASCAP_FIELD_ENCRYPTION_KEYS": key,
+        "GASCAP_NOTIFY_TOKEN": NOTIFY_TOKEN,
+        "GASCAP_PGE_CLIENT_ID": CLIENT_ID,
+        "GASCAP_PGE_CLIENT_SECRET": CLIENT_SECRET,
+        "GASCAP_PGE_THIRD_PARTY_ID": BULK_ID,
+        "GASCAP_PGE_RATE_LIMIT_PER_SECOND": "0",
+        "GASCAP_INGEST_BACKOFF_BASE": "0.2",
+        "GASCAP_INGEST_BACKOFF_CAP": "5",
+    }
+
+
+@dataclass
+class Stack:
+    sandbox: object
+    env: dict[str, str]
+    sid: str
+    access_token: str
+    refresh_token: str
+
+    def subscription_url(self, *, days_back: int, days: int = 1) -> str:
+        """A Batch/Subscription resource URL as PG&E's BatchList names it, for a fresh
+        correlation over `days` days starting `days_back` days ago (whole Pacific days)."""
+        from django.utils import timezone
+
+        start = int((timezone.now() - timedelta(days=days_back)).timestamp())
+        start -= start % 86400
+        correlation = self.sandbox.state.correlation_create(
+            kind="subscription", target=self.sid, published_min=start, published_max=start + 86400 * days
+        )
+        return f"{self.sandbox.api_base}Batch/Subscription/{self.sid}?correlationID={correlation}"
+
+    def data_requests(self) -> list[object]:
+        """The sandbox's recorded requests to the resource API (not token, not control)."""
+        return [
+            r for r in self.sandbox.state.requests_list() if "/GreenButtonConnect/" in r.path
+        ]
+
+
+@pytest.fixture
+def stack(tmp_path, settings, transactional_db, redis_db) -> Iterator[Stack]:
+    from django.utils import timezone
+
+    from customers.models import Authorization, Customer
+    from sandbox.certs import certs_ensure
+    from sandbox.config import sandbox_config
+    from sandbox.demo import customer_by_key
+    from sandbox.server import SandboxServer
+    from sandbox.state import SandboxState
+
+    certs, _ = certs_ensure(directory=tmp_path / "certs")
+    config = sandbox_config(
+        cert_dir=certs.directory,
+        notify_url="http://127.0.0.1:9/unused/",  # these tests deliver BatchLists themselves
+        notify_delay=0.1,
+        redirect_uris=("http://localhost:8000/consent/callback/",),
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        bulk_id=BULK_ID,
+    )
+    sandbox = SandboxServer(SandboxState(), config).start()
+    key = Fernet.generate_key().decode()
+    env = {
+        **base_env(tmp_path, key),
+        "GASCAP_PGE_API_BASE": sandbox.api_base,
+        "GASCAP_PGE_TOKEN_URL": f"{sandbox.base_url}/datacustodian/oauth/v2/token",
+        "GASCAP_PGE_AUTHORIZE_URL": f"{sandbox.base_url}/myAuthorization",
+        "GASCAP_PGE_CA_BUNDLE": str(certs.ca),
+        "GASCAP_PGE_CLIENT_CERT": str(certs.client_cert),
+        "GASCAP_PGE_CLIENT_KEY": str(certs.client_key),
+    }
+    # This process may fetch from the same sandbox (golden runs) with the same key.
+    settings.GASCAP_FIELD_ENCRYPTION_KEYS = [key]
+    settings.GASCAP_PGE_API_BASE = env["GASCAP_PGE_API_BASE"]
+    settings.GASCAP_PGE_TOKEN_URL = env["GASCAP_PGE_TOKEN_URL"]
+    settings.GASCAP_PGE_CA_BUNDLE = env["GASCAP_PGE_CA_BUNDLE"]
+    settings.GASCAP_PGE_CLIENT_CERT = env["GASCAP_PGE_CLIENT_CERT"]
+    settings.GASCAP_PGE_CLIENT_KEY = env["GASCAP_PGE_CLIENT_KEY"]
+    settings.GASCAP_PGE_CLIENT_ID = CLIENT_ID
+    settings.GASCAP_PGE_CLIENT_SECRET = CLIENT_SECRET
+    settings.GASCAP_PGE_RATE_LIMIT_PER_SECOND = 0
+    settings.GASCAP_NOTIFY_TOKENS = [NOTIFY_TOKEN]
+
+    customer = customer_by_key("electric")
+    sid = customer.subscription_id
+    sandbox.state.authorization_grant(subscription_id=sid)
+    access, refresh = sandbox.state.tokens_issue(subscription_id=sid)
+    owner = Customer.objects.create(display_name="Reliability test customer")
+    auth = Authorization.objects.create(
+        customer=owner, status=Authorization.Status.ACTIVE, subscription_id=sid
+    )
+    auth.tokens_set(
+        access_token=access, refresh_token=refresh, expires_at=timezone.now() + timedelta(hours=1)
+    )
+    auth.save()
+    try:
+        yield Stack(
+            sandbox=sandbox, env=env, sid=sid, access_token=access, refresh_token=refresh
+        )
+    finally:
+        sandbox.stop()
