@@ -183,6 +183,11 @@ if REDIS_URL:
         # tests/reliability/test_broker_down.py). Redis answers in well under a millisecond;
         # the worker's BRPOP runs on the event loop and is not subject to it.
         "socket_timeout": env.float("GASCAP_BROKER_SOCKET_TIMEOUT", default=1.5),
+        # kombu re-tries the *connect* of a publish (Connection.default_channel) for up to the
+        # connect timeout, 2 s apart: a cold web worker facing a silent broker took 5 s.
+        # One attempt, then the caller logs and the sweeper re-queues (reliability R5). The
+        # worker's consumer reconnects with its own retry settings (broker_connection_*).
+        "max_retries": 0,
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -176,7 +176,8 @@ class Procs:
                 # The wrong path token answers 404 before any database use.
                 http().get(f"{url}/pge/notify/probe/", timeout=1)
                 return url
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # The socket is bound before the workers have booted: keep asking.
                 if proc.poll() is not None:
                     break
                 time.sleep(0.1)
