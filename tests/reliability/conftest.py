@@ -286,15 +286,16 @@ class Stack:
         start = int((timezone.now() - timedelta(days=days_back)).timestamp())
         start -= start % 86400
         correlation = self.sandbox.state.correlation_create(
-            kind="subscription", target=self.sid, published_min=start, published_max=start + 86400 * days
+            kind="subscription",
+            target=self.sid,
+            published_min=start,
+            published_max=start + 86400 * days,
         )
         return f"{self.sandbox.api_base}Batch/Subscription/{self.sid}?correlationID={correlation}"
 
     def data_requests(self) -> list[object]:
         """The sandbox's recorded requests to the resource API (not token, not control)."""
-        return [
-            r for r in self.sandbox.state.requests_list() if "/GreenButtonConnect/" in r.path
-        ]
+        return [r for r in self.sandbox.state.requests_list() if "/GreenButtonConnect/" in r.path]
 
 
 @pytest.fixture
@@ -354,8 +355,6 @@ def stack(tmp_path, settings, transactional_db, redis_db) -> Iterator[Stack]:
     )
     auth.save()
     try:
-        yield Stack(
-            sandbox=sandbox, env=env, sid=sid, access_token=access, refresh_token=refresh
-        )
+        yield Stack(sandbox=sandbox, env=env, sid=sid, access_token=access, refresh_token=refresh)
     finally:
         sandbox.stop()

@@ -41,7 +41,9 @@ def test_webhook_answers_503_fast_while_database_is_down(
     notify = f"{web}/pge/notify/{NOTIFY_TOKEN}/"
 
     def body(n: int) -> bytes:
-        return batchlist(f"{API}Batch/Bulk/99999?correlationID=7e57{n:04d}-0000-4000-8000-000000000000")
+        return batchlist(
+            f"{API}Batch/Bulk/99999?correlationID=7e57{n:04d}-0000-4000-8000-000000000000"
+        )
 
     stored: list[bytes] = []
     status, _, _ = _post(notify, body(0))  # warm: the worker now holds a live connection

@@ -8,6 +8,7 @@ least 3 s.
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -67,7 +68,7 @@ def test_two_workers_keep_one_request_per_second(stack, redis_db, procs):
     assert all(ran), ran
 
     assert len(arrivals) == len(stack.data_requests()) >= FETCHES + 1
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert min(gaps) >= 0.9, [round(g, 3) for g in gaps]
 
     limited = FetchAttempt.objects.get(status_code=429)
