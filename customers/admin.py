@@ -3,6 +3,9 @@
 Token columns are never shown, editable or exported: they are `editable=False` on the models
 (so no admin form includes them) and no list, readonly field or inline names them
 (reliability R8, test 52). Actions call one service each; data requests go by task name.
+Every action needs `customers.change_authorization` and writes a LogEntry per row (what was
+done, never a token). A consent's usage points show the data received for each, linking to
+ingest's usage point page (looked up by app label: customers does not import ingest).
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.apps import apps
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -29,6 +34,8 @@ from gascap.pge.errors import PgeError
 
 logger = logging.getLogger(__name__)
 
+PGE_STATUSES = {0: "revoked", 1: "active", 2: "denied"}
+
 STATUS_COLOURS = {
     Authorization.Status.ACTIVE: "#1a7f37",
     Authorization.Status.PENDING: "#6e7781",
@@ -42,7 +49,7 @@ AUTHORIZATION_FIELDS = (
     "customer",
     "subscription_id",
     "status",
-    "pge_status",
+    "pge_status_label",
     "scope_readable",
     "scope",
     "authorized_start",
@@ -94,10 +101,47 @@ class AuthorizationInline(admin.TabularInline):
         return False  # consents come from PG&E's flow, never typed in
 
 
+def _local(moment: Any) -> str:
+    # The admin renders in PG&E's local zone (gascap.middleware activates it).
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z") if moment else "-"
+
+
+@admin.display(description="data received (local time)")
+def data_coverage(obj: SubscriptionUsagePoint) -> str:
+    """The readings ingest stored for this usage point, linking to its page there."""
+    subscription_id = obj.authorization.subscription_id
+    if not subscription_id:
+        return "-"
+    # ingest's UsagePoint self href ends `/Subscription/{SID}/UsagePoint/{UPID}` (pge-smd.md).
+    suffix = f"/Subscription/{subscription_id}/UsagePoint/{obj.usage_point_id}"
+    point = (
+        apps.get_model("ingest", "UsagePoint")
+        .objects.filter(Q(href__endswith=suffix) | Q(href__endswith=suffix + "/"))
+        .annotate(
+            first=Min("series__readings__start"),
+            last=Max("series__readings__start"),
+            count=Count("series__readings"),
+        )
+        .first()
+    )
+    if point is None:
+        return "no data yet"
+    url = reverse("admin:ingest_usagepoint_change", args=[point.pk])
+    if not point.count:
+        return format_html('<a href="{}">no readings yet</a>', url)
+    return format_html(
+        '<a href="{}">{} readings, {} to {}</a>',
+        url,
+        point.count,
+        _local(point.first),
+        _local(point.last),
+    )
+
+
 class UsagePointInline(admin.TabularInline):
     model = SubscriptionUsagePoint
-    fields = ("usage_point_id", "service_kind", "created_at")
-    readonly_fields = ("usage_point_id", "created_at")
+    fields = ("usage_point_id", "service_kind", data_coverage, "created_at")
+    readonly_fields = ("usage_point_id", data_coverage, "created_at")
     extra = 0
     can_delete = False
 
@@ -138,6 +182,14 @@ class AuthorizationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead: the row is the record of the consent
 
+    @admin.display(description="PG&E status", ordering="pge_status")
+    def pge_status_label(self, obj: Authorization) -> str:
+        # PG&E's Authorization resource status (pge-smd.md): 0 revoked, 1 active, 2 denied.
+        if obj.pge_status is None:
+            return "-"
+        label = PGE_STATUSES.get(obj.pge_status)
+        return f"{label} ({obj.pge_status})" if label else str(obj.pge_status)
+
     @admin.display(description="scope (readable)")
     def scope_readable(self, obj: Authorization) -> str:
         return scope_describe(obj.scope_params)
@@ -151,8 +203,10 @@ class AuthorizationAdmin(admin.ModelAdmin):
                 authorization_refresh(authorization_id=authorization.pk, now=now, force=True)
             except (AuthorizationUnavailable, PgeError) as exc:
                 failed.append(f"{authorization.subscription_id}: {exc}")
+                self.log_change(request, authorization, f"Token refresh failed: {exc}"[:200])
             else:
                 done += 1
+                self.log_change(request, authorization, "Refreshed tokens at PG&E")
         if done:
             self.message_user(request, f"Refreshed {done} token(s).", messages.SUCCESS)
         for failure in failed:
@@ -163,6 +217,7 @@ class AuthorizationAdmin(admin.ModelAdmin):
         active = queryset.filter(status=Authorization.Status.ACTIVE)
         for authorization in active:
             subscription_request_enqueue(authorization_id=authorization.pk)
+            self.log_change(request, authorization, "Requested data from PG&E")
         skipped = queryset.count() - active.count()
         self.message_user(request, f"Requested data for {active.count()} consent(s).")
         if skipped:
@@ -192,8 +247,10 @@ class AuthorizationAdmin(admin.ModelAdmin):
                     f"Could not revoke {authorization.subscription_id}: {exc}",
                     messages.ERROR,
                 )
+                self.log_change(request, authorization, f"Revocation failed: {exc}"[:200])
             else:
                 revoked += 1
+                self.log_change(request, authorization, "Revoked consent at PG&E")
         if revoked:
             self.message_user(request, f"Revoked {revoked} consent(s).", messages.SUCCESS)
         return None

@@ -24,7 +24,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
-from customers.models import Authorization, ClientToken
+from customers.models import Authorization, ClientToken, SubscriptionUsagePoint
 from gascap.pge.errors import PgeAuthError, PgeError
 
 if TYPE_CHECKING:
@@ -279,3 +279,38 @@ def subscription_request_enqueue(*, authorization_id: int) -> None:
             )
 
     transaction.on_commit(publish)
+
+
+# ServiceCategory/kind codes (espi-model.md §4.1): 0 electricity, 1 gas. PG&E's Authorization
+# resource names the subscription, not its usage points' kinds (often not even the usage
+# points), so rows start as "other" or are missing until data arrives.
+_ESPI_SERVICE_KINDS = {
+    0: SubscriptionUsagePoint.ServiceKind.ELECTRIC,
+    1: SubscriptionUsagePoint.ServiceKind.GAS,
+}
+
+
+def subscription_usage_points_record_kinds(*, subscription_id: str, kinds: dict[str, int]) -> int:
+    """Record the service kind PG&E's data gave each of the subscription's usage points
+    (`kinds` maps usage point id -> ESPI ServiceCategory kind). A usage point the
+    Authorization resource did not list is added: the data proves the consent covers it.
+    Codes other than electricity/gas leave the kind as it is. An unknown subscription changes
+    nothing. Returns how many rows were added or changed."""
+    authorization = Authorization.objects.filter(subscription_id=subscription_id).first()
+    if authorization is None:
+        return 0
+    changed = 0
+    for usage_point_id, code in kinds.items():
+        kind = _ESPI_SERVICE_KINDS.get(code, SubscriptionUsagePoint.ServiceKind.OTHER)
+        row, created = SubscriptionUsagePoint.objects.get_or_create(
+            authorization=authorization,
+            usage_point_id=usage_point_id,
+            defaults={"service_kind": kind},
+        )
+        if created:
+            changed += 1
+        elif code in _ESPI_SERVICE_KINDS and row.service_kind != kind:
+            row.service_kind = kind
+            row.save(update_fields=["service_kind"])
+            changed += 1
+    return changed

@@ -1,31 +1,20 @@
 """ingest's admin: notifications and fetches (read-only, with attempts, errors, timings and
-a confirmed "replay" action that re-queues and never runs inline), and the reading storage
-(usage points with their data coverage, series, revisions) — all read-only. Nothing here
+a confirmed "replay" action that needs its own permission — `ingest.replay_notification` /
+`ingest.replay_fetch` — re-queues, never runs inline, and writes a LogEntry per row). The
+reading storage's admin is in `ingest.admin_readings`, registered from here. Nothing here
 holds a token: notifications are stored without credential headers and fetches carry ids."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from ingest.data_requests import series_missing_days
-from ingest.models import (
-    Fetch,
-    FetchAttempt,
-    MeterReading,
-    Notification,
-    ReadingRevision,
-    ReadingType,
-    UsagePoint,
-)
+from ingest.models import Fetch, FetchAttempt, Notification
 from ingest.sweeper import fetches_replay, notifications_replay
 
 
@@ -134,7 +123,12 @@ class NotificationAdmin(ReadOnlyAdmin):
     def body_display(self, obj: Notification) -> str:
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.body_text())
 
-    @admin.action(description="Replay (re-queue) the selected notifications")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("ingest.replay_notification")
+
+    @admin.action(
+        description="Replay (re-queue) the selected notifications", permissions=["replay"]
+    )
     def replay(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return _confirm_replay(
             self,
@@ -209,7 +203,10 @@ class FetchAdmin(ReadOnlyAdmin):
             return f"{(obj.finished_at - obj.started_at).total_seconds():.1f}"
         return "-"
 
-    @admin.action(description="Replay (re-queue) the selected fetches")
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("ingest.replay_fetch")
+
+    @admin.action(description="Replay (re-queue) the selected fetches", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
         return _confirm_replay(
             self,
@@ -221,144 +218,5 @@ class FetchAdmin(ReadOnlyAdmin):
         )
 
 
-class MeterReadingInline(ReadOnlyInline):
-    model = MeterReading
-    fields = ("meter_reading_id", "reading_type", "reading_type_href", "created_at")
-    readonly_fields = fields
-
-
-@admin.register(UsagePoint)
-class UsagePointAdmin(ReadOnlyAdmin):
-    list_display = (
-        "usage_point_id",
-        "service_kind",
-        "first_reading",
-        "last_reading",
-        "reading_count",
-        "missing_days",
-    )
-    search_fields = ("usage_point_id", "href")
-    list_per_page = 50
-    inlines = [MeterReadingInline]
-    fields = (
-        "usage_point_id",
-        "href",
-        "service_kind",
-        "status",
-        "created_at",
-        "updated_at",
-        "first_reading",
-        "last_reading",
-        "reading_count",
-        "missing_days",
-    )
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                first=Min("series__readings__start"),
-                last=Max("series__readings__start"),
-                count=Count("series__readings"),
-            )
-        )
-
-    @admin.display(description="first reading", ordering="first")
-    def first_reading(self, obj: UsagePoint) -> Any:
-        return obj.first  # type: ignore[attr-defined]
-
-    @admin.display(description="last reading", ordering="last")
-    def last_reading(self, obj: UsagePoint) -> Any:
-        return obj.last  # type: ignore[attr-defined]
-
-    @admin.display(description="readings", ordering="count")
-    def reading_count(self, obj: UsagePoint) -> int:
-        return obj.count  # type: ignore[attr-defined]
-
-    @admin.display(description="days with gaps (audit window)")
-    def missing_days(self, obj: UsagePoint) -> str:
-        last_day = timezone.localdate(timezone=_zone()) - timedelta(days=2)
-        first_day = last_day - timedelta(days=int(settings.GASCAP_INGEST_GAP_AUDIT_DAYS) - 1)
-        days: set = set()
-        for series in obj.series.select_related("reading_type"):
-            days.update(
-                series_missing_days(meter_reading=series, first_day=first_day, last_day=last_day)
-            )
-        if not days:
-            return "none"
-        return ", ".join(day.isoformat() for day in sorted(days))
-
-
-def _zone():  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(settings.GASCAP_LOCAL_TIME_ZONE)
-
-
-@admin.register(MeterReading)
-class MeterReadingAdmin(ReadOnlyAdmin):
-    list_display = ("meter_reading_id", "usage_point", "reading_type", "units_known", "created_at")
-    list_filter = ("reading_type__uom",)
-    search_fields = ("meter_reading_id", "href", "usage_point__usage_point_id")
-    fields = (
-        "usage_point",
-        "meter_reading_id",
-        "href",
-        "reading_type",
-        "reading_type_href",
-        "created_at",
-        "latest_readings",
-    )
-    readonly_fields = fields
-
-    @admin.display(boolean=True, description="units known")
-    def units_known(self, obj: MeterReading) -> bool:
-        return obj.units_known
-
-    @admin.display(description="latest readings (raw value, 10^multiplier of the uom)")
-    def latest_readings(self, obj: MeterReading) -> str:
-        # IntervalReading has a composite primary key, which the admin cannot page through:
-        # its latest rows are shown here instead.
-        rows = obj.readings.order_by("-start").values_list(
-            "start", "duration", "value", "quality", "cost"
-        )[:96]
-        if not rows:
-            return "none"
-        return format_html(
-            "<table><tr><th>start</th><th>duration</th><th>value</th><th>quality</th>"
-            "<th>cost</th></tr>{}</table>",
-            format_html_join(
-                "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
-            ),
-        )
-
-
-@admin.register(ReadingType)
-class ReadingTypeAdmin(ReadOnlyAdmin):
-    list_display = (
-        "href",
-        "uom",
-        "power_of_ten_multiplier",
-        "flow_direction",
-        "interval_length",
-        "commodity",
-    )
-    search_fields = ("href",)
-
-
-@admin.register(ReadingRevision)
-class ReadingRevisionAdmin(ReadOnlyAdmin):
-    list_display = (
-        "meter_reading",
-        "start",
-        "duration",
-        "old_value",
-        "new_value",
-        "old_quality",
-        "new_quality",
-        "source_label",
-        "received_at",
-    )
-    list_filter = ("received_at",)
+# The reading storage's admin registers itself on import (it subclasses the bases above).
+from ingest import admin_readings  # noqa: E402, F401

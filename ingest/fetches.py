@@ -11,6 +11,7 @@ committed at claim time, and past the poison limit the row is POISONED instead o
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback as traceback_module
 from dataclasses import dataclass
@@ -173,6 +174,31 @@ def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ign
         raise _Failed("forbidden", _excerpt(second)) from None
 
 
+# A UsagePoint's self href is `.../Subscription/{SID}/UsagePoint/{UPID}` (pge-smd.md).
+_SUBSCRIPTION_USAGE_POINT = re.compile(r"/Subscription/([^/]+)/UsagePoint/([^/?#]+)")
+
+
+def _service_kinds_record(fetch: Fetch, *, now: datetime) -> None:
+    """Tell customers the service kind (electric/gas) of the usage points the import stored:
+    PG&E's Authorization resource does not say it, only the data's ServiceCategory does."""
+    from customers.services import subscription_usage_points_record_kinds
+    from ingest.models import UsagePoint
+
+    rows = UsagePoint.objects.filter(service_kind__isnull=False)
+    if fetch.subscription_id:
+        rows = rows.filter(href__contains=f"/Subscription/{fetch.subscription_id}/UsagePoint/")
+    else:
+        # A Bulk document spans subscriptions: the usage points it created or changed.
+        rows = rows.filter(updated_at=now, href__contains="/Subscription/")
+    by_subscription: dict[str, dict[str, int]] = {}
+    for href, kind in rows.values_list("href", "service_kind"):
+        match = _SUBSCRIPTION_USAGE_POINT.search(href)
+        if match:
+            by_subscription.setdefault(match[1], {})[match[2]] = kind
+    for subscription_id, kinds in by_subscription.items():
+        subscription_usage_points_record_kinds(subscription_id=subscription_id, kinds=kinds)
+
+
 def _import(fetch: Fetch, *, now: datetime) -> tuple[int, int, int, int, list[str]]:
     from ingest.readings import document_import, reading_type_attach
 
@@ -186,6 +212,7 @@ def _import(fetch: Fetch, *, now: datetime) -> tuple[int, int, int, int, list[st
             result = document_import(source=source, source_label=f"fetch {fetch.pk}", now=now)
     finally:
         document.close()
+    _service_kinds_record(fetch, now=now)
     problems: list[str] = []
     for href in result.missing_reading_types:
         # A MeterReading without its ReadingType leaves units unknown: fetch it, never guess.

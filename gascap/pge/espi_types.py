@@ -50,6 +50,66 @@ UOM_LABELS = {
 }
 FLOW_DIRECTIONS = {0: "n/a", 1: "delivered", 4: "net", 19: "received", 20: "total"}
 COMMODITIES = {0: "n/a", 1: "electricity", 2: "electricity primary", 7: "natural gas", 9: "water"}
+# UnitMultiplierKind (espi-model.md §4.3): open, PG&E gas sends -8, which has no name.
+MULTIPLIERS = {
+    -12: "pico",
+    -9: "nano",
+    -6: "micro",
+    -3: "milli",
+    -2: "centi",
+    -1: "deci",
+    0: "none",
+    1: "deca",
+    2: "hecto",
+    3: "kilo",
+    6: "mega",
+    9: "giga",
+    12: "tera",
+}
+# accumulationBehaviour (§4.4): only 4 (delta) is consumption within the interval.
+ACCUMULATIONS = {
+    0: "n/a",
+    1: "bulk quantity",
+    2: "continuous cumulative",
+    3: "cumulative",
+    4: "delta",
+    6: "indicating",
+    9: "summation",
+    10: "time delay",
+    12: "instantaneous",
+    13: "latching quantity",
+    14: "bounded quantity",
+}
+# MeasurementKind (§4.6), the subset seen in samples.
+MEASUREMENT_KINDS = {
+    0: "n/a",
+    3: "currency",
+    4: "current",
+    8: "demand",
+    12: "energy",
+    15: "frequency",
+    37: "power",
+    38: "power factor",
+    54: "voltage",
+    58: "volume",
+}
+# QualityOfReading (§4.8): PG&E sends 17 (validated) and 19 (revenue quality) most often.
+QUALITIES = {
+    0: "valid",
+    7: "manually edited",
+    8: "estimated (reference day)",
+    9: "estimated (interpolated)",
+    10: "questionable",
+    11: "derived",
+    12: "projected",
+    13: "mixed",
+    14: "raw",
+    15: "weather-normalised",
+    16: "other",
+    17: "validated",
+    18: "verified",
+    19: "revenue quality",
+}
 
 # ReadingType fields, in the order they form a series' identity. The schema makes all optional.
 READING_TYPE_FIELDS: tuple[str, ...] = (
@@ -77,6 +137,46 @@ def uom_label(uom: int | None) -> str:
     if uom is None:
         return ""
     return UOM_LABELS.get(uom, str(uom))
+
+
+def code_label(table: dict[int, str], code: int | None) -> str:
+    """ "label (code)" for display, so the raw code stays visible; the bare number when the
+    (open) enumeration has no name for it; "" when absent."""
+    if code is None:
+        return ""
+    label = table.get(code)
+    return f"{label} ({code})" if label else str(code)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def reading_type_describe(
+    *, uom: int | None, multiplier: int | None, flow_direction: int | None, interval: int | None
+) -> str:
+    """A ReadingType in words, e.g. "Wh x10⁻³ · delivered · 15 min" (the raw value times
+    10^multiplier is in the unit; PG&E electric sends -3, gas -8)."""
+    unit = uom_label(uom) or (f"uom {uom}" if uom is not None else "unit unknown")
+    if multiplier:
+        unit += " \u00d710" + str(multiplier).translate(_SUPERSCRIPT)
+    parts = [unit]
+    if flow_direction is not None:
+        parts.append(FLOW_DIRECTIONS.get(flow_direction, f"flow {flow_direction}"))
+    if interval:
+        parts.append(duration_describe(interval))
+    return " · ".join(parts)
+
+
+def duration_describe(seconds: int) -> str:
+    """900 -> "15 min", 3600 -> "1 h", 86400 -> "1 day" (ESPI intervalLength is seconds)."""
+    if seconds % 86400 == 0:
+        days = seconds // 86400
+        return f"{days} day" if days == 1 else f"{days} days"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 @dataclass(slots=True)

@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "gascap.middleware.AdminLocalTimeAndSecurityHeadersMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -295,3 +296,15 @@ GASCAP_SANDBOX_EXTRA_REDIRECT_URIS = env.list("GASCAP_SANDBOX_EXTRA_REDIRECT_URI
 # PostgreSQL work_mem for the one merge statement of a document import (SET LOCAL, that
 # transaction only): a 100-customer-year Bulk feed sorts 3.5 M rows, kept in memory with this.
 GASCAP_INGEST_WORK_MEM = env.str("GASCAP_INGEST_WORK_MEM", default="128MB")
+
+# --- Operators' admin and browser security headers (gascap/middleware.py) ----------------
+# Content-Security-Policy on every response whose view set none (reliability test 57).
+# Django's admin needs no inline script; inline styles (status colours, the consent page) do.
+GASCAP_CONTENT_SECURITY_POLICY = env.str(
+    "GASCAP_CONTENT_SECURITY_POLICY",
+    default=(
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+)

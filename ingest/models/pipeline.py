@@ -58,6 +58,8 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [models.Index(fields=["status", "received_at"], name="ingest_notif_status_recv")]
+        # Replaying re-runs PG&E fetches with customers' tokens: its own permission, not "view".
+        permissions = [("replay_notification", "Can replay (re-queue) notifications")]
 
     def __str__(self) -> str:
         return f"Notification {self.pk} {self.status}"
@@ -128,6 +130,7 @@ class Fetch(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("replay_fetch", "Can replay (re-queue) fetches")]
         constraints = [
             # Coalescing (reliability R2, test 9): one open fetch per URL, even when two
             # notifications naming it are processed at the same moment.

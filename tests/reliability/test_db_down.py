@@ -54,6 +54,7 @@ def test_webhook_answers_503_fast_while_database_is_down(
         db_proxy.set_mode(mode)
         status, text, elapsed = _post(notify, body(n))
         assert status == 503, (mode, status, text[:300])
+        print(f"database {mode}: 503 after {elapsed:.2f}s")
         assert elapsed < DEADLINE, f"{mode}: 503 after {elapsed:.2f}s"
         assert "Traceback" not in text and "psycopg" not in text and len(text) < 200
         db_proxy.set_mode("pass")

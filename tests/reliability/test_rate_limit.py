@@ -69,6 +69,7 @@ def test_two_workers_keep_one_request_per_second(stack, redis_db, procs):
 
     assert len(arrivals) == len(stack.data_requests()) >= FETCHES + 1
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    print(f"requests={len(arrivals)} min_gap={min(gaps):.3f}s")
     assert min(gaps) >= 0.9, [round(g, 3) for g in gaps]
 
     limited = FetchAttempt.objects.get(status_code=429)

@@ -1,0 +1,365 @@
+"""ingest's admin for the reading storage: usage points (with their subscription, customer
+and data coverage), series, reading types and revisions, all read-only. ESPI codes show in
+words as "label (code)" (`gascap.pge.espi_types`, espi-model.md §4: the enumerations are open,
+so unknown codes show as the number) and times in PG&E's local zone (`gascap.middleware`).
+Registered by `ingest.admin`, which holds the pipeline records' admin."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib import admin
+from django.db.models import Count, Max, Min, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html, format_html_join
+
+from customers.models import Authorization
+from gascap.pge.espi_types import (
+    ACCUMULATIONS,
+    COMMODITIES,
+    FLOW_DIRECTIONS,
+    MEASUREMENT_KINDS,
+    MULTIPLIERS,
+    QUALITIES,
+    SERVICE_KINDS,
+    UOM_LABELS,
+    code_label,
+    duration_describe,
+    reading_type_describe,
+)
+from ingest.admin import ReadOnlyAdmin, ReadOnlyInline
+from ingest.data_requests import series_missing_days
+from ingest.models import MeterReading, ReadingRevision, ReadingType, UsagePoint
+
+_SUBSCRIPTION_IN_HREF = re.compile(r"/Subscription/([^/]+)/UsagePoint/")
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.GASCAP_LOCAL_TIME_ZONE)
+
+
+def local_text(moment: Any) -> str:
+    """A stored (UTC) instant in PG&E's local time, e.g. "2026-03-01 00:00 PST"."""
+    if moment is None:
+        return "-"
+    if isinstance(moment, str):  # SQLite hands some aggregates back as text
+        moment = parse_datetime(moment)
+    return timezone.localtime(moment, _zone()).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _scaled(value: int, exponent: int) -> str:
+    """value x 10^exponent exactly, without float (PG&E gas multiplier -8, money -5)."""
+    return format(Decimal(value).scaleb(exponent), "f")
+
+
+def code_filter(field: str, table: dict[int, str], title: str) -> type[admin.SimpleListFilter]:
+    """A list filter over the codes present in `field`, each shown as "label (code)"."""
+
+    class CodeFilter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            rows = model_admin.model.objects.order_by().values_list(field, flat=True).distinct()
+            return [
+                (str(c), code_label(table, c)) for c in sorted(c for c in rows if c is not None)
+            ]
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+            value = self.value()
+            if value is None:
+                return queryset
+            if not value.lstrip("-").isdigit():
+                return queryset.none()
+            return queryset.filter(**{field: int(value)})
+
+    CodeFilter.title = title
+    return CodeFilter
+
+
+def reading_type_text(rt: ReadingType | None) -> str:
+    if rt is None:
+        return "units unknown (ReadingType not received yet)"
+    return reading_type_describe(
+        uom=rt.uom,
+        multiplier=rt.power_of_ten_multiplier,
+        flow_direction=rt.flow_direction,
+        interval=rt.interval_length,
+    )
+
+
+def series_text(series: MeterReading) -> str:
+    """A series as an operator reads it: usage point, MeterReading id and its units."""
+    return (
+        f"{series.usage_point.usage_point_id} / {series.meter_reading_id}: "
+        f"{reading_type_text(series.reading_type)}"
+    )
+
+
+class MeterReadingInline(ReadOnlyInline):
+    model = MeterReading
+    fields = ("meter_reading_id", "units", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="units")
+    def units(self, obj: MeterReading) -> str:
+        return reading_type_text(obj.reading_type)
+
+
+@admin.register(UsagePoint)
+class UsagePointAdmin(ReadOnlyAdmin):
+    list_display = (
+        "usage_point_id",
+        "service",
+        "subscription",
+        "first_reading",
+        "last_reading",
+        "reading_count",
+        "missing_days",
+    )
+    list_filter = (code_filter("service_kind", SERVICE_KINDS, "service kind"),)
+    search_fields = ("usage_point_id", "href")
+    list_per_page = 50
+    inlines = [MeterReadingInline]
+    fields = (
+        "usage_point_id",
+        "href",
+        "service",
+        "status",
+        "subscription",
+        "customer",
+        "created_at",
+        "updated_at",
+        "first_reading",
+        "last_reading",
+        "reading_count",
+        "missing_days",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                first=Min("series__readings__start"),
+                last=Max("series__readings__start"),
+                count=Count("series__readings"),
+            )
+        )
+
+    @admin.display(description="service kind", ordering="service_kind")
+    def service(self, obj: UsagePoint) -> str:
+        return code_label(SERVICE_KINDS, obj.service_kind) or "-"
+
+    def _authorization(self, obj: UsagePoint) -> Authorization | None:
+        match = _SUBSCRIPTION_IN_HREF.search(obj.href)
+        if not match:
+            return None
+        return (
+            Authorization.objects.select_related("customer")
+            .filter(subscription_id=match[1])
+            .first()
+        )
+
+    @admin.display(description="subscription")
+    def subscription(self, obj: UsagePoint) -> str:
+        match = _SUBSCRIPTION_IN_HREF.search(obj.href)
+        if not match:
+            return "-"
+        authorization = self._authorization(obj)
+        if authorization is None:
+            return f"{match[1]} (no consent recorded)"
+        url = reverse("admin:customers_authorization_change", args=[authorization.pk])
+        return format_html(
+            '<a href="{}">{}</a> ({})', url, match[1], authorization.get_status_display()
+        )
+
+    @admin.display(description="customer")
+    def customer(self, obj: UsagePoint) -> str:
+        authorization = self._authorization(obj)
+        if authorization is None:
+            return "-"
+        url = reverse("admin:customers_customer_change", args=[authorization.customer_id])
+        return format_html('<a href="{}">{}</a>', url, authorization.customer)
+
+    @admin.display(description="first reading", ordering="first")
+    def first_reading(self, obj: UsagePoint) -> str:
+        return local_text(obj.first)  # type: ignore[attr-defined]
+
+    @admin.display(description="last reading", ordering="last")
+    def last_reading(self, obj: UsagePoint) -> str:
+        return local_text(obj.last)  # type: ignore[attr-defined]
+
+    @admin.display(description="readings", ordering="count")
+    def reading_count(self, obj: UsagePoint) -> int:
+        return obj.count  # type: ignore[attr-defined]
+
+    @admin.display(description="days with gaps (audit window)")
+    def missing_days(self, obj: UsagePoint) -> str:
+        last_day = timezone.localdate(timezone=_zone()) - timedelta(days=2)
+        first_day = last_day - timedelta(days=int(settings.GASCAP_INGEST_GAP_AUDIT_DAYS) - 1)
+        days: set = set()
+        for series in obj.series.select_related("reading_type"):
+            days.update(
+                series_missing_days(meter_reading=series, first_day=first_day, last_day=last_day)
+            )
+        if not days:
+            return "none"
+        return ", ".join(day.isoformat() for day in sorted(days))
+
+
+@admin.register(MeterReading)
+class MeterReadingAdmin(ReadOnlyAdmin):
+    list_display = ("meter_reading_id", "usage_point", "units", "units_known", "created_at")
+    list_filter = (code_filter("reading_type__uom", UOM_LABELS, "unit"),)
+    list_select_related = ("usage_point", "reading_type")
+    search_fields = ("meter_reading_id", "href", "usage_point__usage_point_id")
+    fields = (
+        "usage_point",
+        "meter_reading_id",
+        "href",
+        "units",
+        "reading_type",
+        "reading_type_href",
+        "created_at",
+        "latest_readings",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="units", ordering="reading_type__uom")
+    def units(self, obj: MeterReading) -> str:
+        return reading_type_text(obj.reading_type)
+
+    @admin.display(boolean=True, description="units known")
+    def units_known(self, obj: MeterReading) -> bool:
+        return obj.units_known
+
+    @admin.display(description="latest readings (local time)")
+    def latest_readings(self, obj: MeterReading) -> str:
+        # IntervalReading has a composite primary key, which the admin cannot page through:
+        # its latest rows are shown here instead. Values are raw integers as PG&E sent them;
+        # the scaled column applies 10^multiplier in the ReadingType's unit.
+        rt = obj.reading_type
+        rows = obj.readings.order_by("-start").values_list(
+            "start", "duration", "value", "quality", "cost"
+        )[:96]
+        if not rows:
+            return "none"
+        unit = UOM_LABELS.get(rt.uom, f"uom {rt.uom}") if rt and rt.uom is not None else ""
+        multiplier = rt.multiplier if rt else 0
+        default_quality = rt.default_quality if rt else None
+        cells = [
+            (
+                local_text(start),
+                duration_describe(duration),
+                value,
+                f"{_scaled(value, multiplier)} {unit}".strip() if rt else "-",
+                code_label(QUALITIES, quality if quality is not None else default_quality),
+                "" if cost is None else _scaled(cost, -5),
+            )
+            for start, duration, value, quality, cost in rows
+        ]
+        return format_html(
+            "<table><tr><th>start</th><th>duration</th><th>raw value</th><th>scaled</th>"
+            "<th>quality</th><th>cost</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                cells,
+            ),
+        )
+
+
+RT_CODES: tuple[tuple[str, dict[int, str], str], ...] = (
+    ("uom", UOM_LABELS, "unit (uom)"),
+    ("power_of_ten_multiplier", MULTIPLIERS, "power of ten multiplier"),
+    ("flow_direction", FLOW_DIRECTIONS, "flow direction"),
+    ("kind", MEASUREMENT_KINDS, "measurement kind"),
+    ("accumulation_behaviour", ACCUMULATIONS, "accumulation"),
+    ("commodity", COMMODITIES, "commodity"),
+    ("default_quality", QUALITIES, "default quality"),
+)
+
+
+def _rt_code_display(field: str, table: dict[int, str], title: str) -> Any:
+    def show(obj: ReadingType) -> str:
+        return code_label(table, getattr(obj, field)) or "-"
+
+    return admin.display(description=title, ordering=field)(show)
+
+
+@admin.register(ReadingType)
+class ReadingTypeAdmin(ReadOnlyAdmin):
+    list_display = (
+        "described",
+        *(_rt_code_display(*code) for code in RT_CODES[:3]),
+        "interval",
+        *(_rt_code_display(*code) for code in RT_CODES[5:6]),
+        "href",
+    )
+    list_filter = tuple(code_filter(*code) for code in RT_CODES[:6])
+    search_fields = ("href",)
+    fields = (
+        "described",
+        "href",
+        *(_rt_code_display(*code) for code in RT_CODES),
+        "interval",
+        "currency",
+        "data_qualifier",
+        "time_attribute",
+        "measuring_period",
+        "phase",
+        "tou",
+        "cpp",
+        "consumption_tier",
+        "signature",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="reading type")
+    def described(self, obj: ReadingType) -> str:
+        return reading_type_text(obj)
+
+    @admin.display(description="interval", ordering="interval_length")
+    def interval(self, obj: ReadingType) -> str:
+        if not obj.interval_length:
+            return "-"
+        return f"{duration_describe(obj.interval_length)} ({obj.interval_length} s)"
+
+
+@admin.register(ReadingRevision)
+class ReadingRevisionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "series",
+        "start",
+        "duration",
+        "old_value",
+        "new_value",
+        "old_quality_label",
+        "new_quality_label",
+        "source_label",
+        "received_at",
+    )
+    list_filter = ("received_at",)
+    list_select_related = ("meter_reading__usage_point", "meter_reading__reading_type")
+
+    @admin.display(description="series", ordering="meter_reading")
+    def series(self, obj: ReadingRevision) -> str:
+        return series_text(obj.meter_reading)
+
+    @admin.display(description="old quality", ordering="old_quality")
+    def old_quality_label(self, obj: ReadingRevision) -> str:
+        return code_label(QUALITIES, obj.old_quality) or "-"
+
+    @admin.display(description="new quality", ordering="new_quality")
+    def new_quality_label(self, obj: ReadingRevision) -> str:
+        return code_label(QUALITIES, obj.new_quality) or "-"
