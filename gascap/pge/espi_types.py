@@ -93,6 +93,21 @@ MEASUREMENT_KINDS = {
     54: "voltage",
     58: "volume",
 }
+# Other ReadingType codes (§4.7): the values PG&E and the samples use.
+DATA_QUALIFIERS = {0: "n/a", 2: "average", 8: "maximum", 9: "minimum", 11: "nominal", 12: "normal"}
+TIME_ATTRIBUTES = {0: "n/a", 8: "billing period", 11: "daily", 13: "monthly", 24: "weekly"}
+MEASURING_PERIODS = {
+    0: "n/a",
+    1: "10 min",
+    2: "15 min",
+    3: "1 min",
+    4: "24 h",
+    5: "30 min",
+    6: "5 min",
+    7: "60 min",
+}
+PHASES = {0: "n/a", 129: "A-N", 224: "ABC", 225: "ABCN", 769: "S1-S2-N"}
+CURRENCIES = {0: "other", 124: "CAD", 840: "USD", 978: "EUR"}
 # QualityOfReading (§4.8): PG&E sends 17 (validated) and 19 (revenue quality) most often.
 QUALITIES = {
     0: "valid",
@@ -156,7 +171,8 @@ def reading_type_describe(
 ) -> str:
     """A ReadingType in words, e.g. "Wh x10⁻³ · delivered · 15 min" (the raw value times
     10^multiplier is in the unit; PG&E electric sends -3, gas -8)."""
-    unit = uom_label(uom) or (f"uom {uom}" if uom is not None else "unit unknown")
+    unit = UOM_LABELS.get(uom) if uom is not None else "unit unknown"
+    unit = unit or f"uom {uom}"
     if multiplier:
         unit += " \u00d710" + str(multiplier).translate(_SUPERSCRIPT)
     parts = [unit]
