@@ -15,4 +15,8 @@ def active_authorizations() -> QuerySet[Authorization]:
 
 
 def authorization_for_subscription(*, subscription_id: str) -> Authorization | None:
-    return Authorization.objects.filter(subscription_id=subscription_id).first()
+    return (
+        Authorization.objects.select_related("customer")
+        .filter(subscription_id=subscription_id)
+        .first()
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
-from customers.models import Authorization
+from customers.selectors import authorization_for_subscription
 from gascap.pge.espi_types import (
     ACCUMULATIONS,
     COMMODITIES,
@@ -43,6 +43,9 @@ from gascap.pge.espi_types import (
 from ingest.admin import ReadOnlyAdmin, ReadOnlyInline
 from ingest.data_requests import series_missing_days
 from ingest.models import MeterReading, ReadingRevision, ReadingType, UsagePoint
+
+if TYPE_CHECKING:
+    from customers.models import Authorization
 
 _SUBSCRIPTION_IN_HREF = re.compile(r"/Subscription/([^/]+)/UsagePoint/")
 
@@ -168,11 +171,7 @@ class UsagePointAdmin(ReadOnlyAdmin):
         match = _SUBSCRIPTION_IN_HREF.search(obj.href)
         if not match:
             return None
-        return (
-            Authorization.objects.select_related("customer")
-            .filter(subscription_id=match[1])
-            .first()
-        )
+        return authorization_for_subscription(subscription_id=match[1])
 
     @admin.display(description="subscription")
     def subscription(self, obj: UsagePoint) -> str:

@@ -15,6 +15,8 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q
 
+from gascap.pge.espi_types import reading_type_describe
+
 __all__ = [
     "IntervalReading",
     "MeterReading",
@@ -82,7 +84,12 @@ class ReadingType(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"ReadingType {_last_segment(self.href)} (uom {self.uom}, fd {self.flow_direction})"
+        return reading_type_describe(
+            uom=self.uom,
+            multiplier=self.power_of_ten_multiplier,
+            flow_direction=self.flow_direction,
+            interval=self.interval_length,
+        )
 
     @property
     def multiplier(self) -> int:
