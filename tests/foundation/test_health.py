@@ -15,21 +15,28 @@ def test_healthz_ok(client) -> None:
     assert response.json() == {"database": "ok", "broker": "ok"}
 
 
+def _use_broker(url: str, options: dict) -> None:
+    from gascap.celery import app
+
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = options
+    # Forget the cached pools (kombu keeps one per URL); closing them would poison kombu's
+    # process-wide registry for every later test that publishes.
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.mark.django_db
 def test_healthz_names_a_down_broker(client, settings) -> None:
     from gascap.celery import app
 
-    previous = app.conf.broker_url
+    previous = (app.conf.broker_url, app.conf.broker_transport_options)
     # Nothing listens on port 1: the connection is refused at once.
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    app.conf.broker_transport_options = {"socket_connect_timeout": 1}
+    _use_broker("redis://127.0.0.1:1/0", {"socket_connect_timeout": 1})
     try:
-        app.pool.force_close_all()
         response = client.get("/healthz")
     finally:
-        app.conf.broker_url = previous
-        app.conf.broker_transport_options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
-        app.pool.force_close_all()
+        _use_broker(*previous)
     assert response.status_code == 503
     assert response.json() == {"database": "ok", "broker": "down"}
 

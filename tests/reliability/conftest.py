@@ -99,15 +99,34 @@ def readings_checksum() -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
+def _publish_to(broker_url: str) -> None:
+    """Point this process's Celery producer at `broker_url` (dropping pooled connections)."""
+    from gascap.celery import app
+
+    app.conf.broker_url = broker_url
+    # Forget the app's cached pools: kombu keeps one per broker URL, so the next publish
+    # picks (or builds) the pool of the new URL. Closing them instead would poison kombu's
+    # process-wide registry ("Acquire on closed pool") for the rest of the suite.
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def redis_db() -> Iterator[object]:
+    """Redis DB `REL_REDIS_DB`, emptied, and this process publishing to it: the worker
+    subprocesses consume there, whatever database REDIS_URL names (CI uses 0)."""
     import redis
 
     client = redis.Redis.from_url(redis_url())
     client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    previous = django_settings.CELERY_BROKER_URL
+    _publish_to(redis_url())
+    try:
+        yield client
+    finally:
+        _publish_to(previous)
+        client.flushdb()
+        client.close()
 
 
 def _target(url: str, default_port: int) -> tuple[str, int]:
