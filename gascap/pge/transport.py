@@ -147,9 +147,13 @@ def _ssl_reason(exc: BaseException) -> str | None:
     return None
 
 
-def _tls_error(reason: str, host: str) -> PgeConfigurationError:
+def _tls_error(reason: str, host: str) -> PgeConfigurationError | PgeTransientError:
     if any(marker in reason.lower() for marker in _SERVER_NOT_TRUSTED):
-        return PgeConfigurationError(
+        # Nothing was sent (verification fails before any HTTP byte). Transient, so the task
+        # retries a bounded number of times: the cause may be passing (DNS or routing to the
+        # wrong host, PG&E mid-rotation of its certificate) as well as our CA bundle; if it
+        # persists the fetch ends FAILED with this message (reliability-bar test 26).
+        return PgeTransientError(
             f"The server certificate of {host} is not trusted by the configured CA bundle "
             f"(GASCAP_PGE_CA_BUNDLE): {reason}",
             code="tls",

@@ -9,7 +9,7 @@ import pytest
 import trustme
 
 from gascap.pge.client import PgeClient
-from gascap.pge.errors import PgeConfigurationError
+from gascap.pge.errors import PgeConfigurationError, PgeTransientError
 
 ACCESS = "at-4d21-mtls-access"
 FEED = b"<feed xmlns='http://www.w3.org/2005/Atom'><id>mtls</id></feed>"
@@ -84,7 +84,8 @@ def test_a_server_certificate_from_an_untrusted_ca_is_refused(  # type: ignore[n
     other_ca = tmp_path / "other-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
     client = PgeClient(dataclasses.replace(mtls_config(server), ca_bundle=str(other_ca)))
-    with pytest.raises(PgeConfigurationError) as raised:
+    # Retried a bounded number of times (transient), never sent anything.
+    with pytest.raises(PgeTransientError) as raised:
         client.fetch(url=server.api_base + "Batch/Bulk/50098", access_token=ACCESS)
     assert raised.value.code == "tls"
     assert "not trusted by the configured CA bundle" in str(raised.value)
