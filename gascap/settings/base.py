@@ -308,3 +308,49 @@ GASCAP_CONTENT_SECURITY_POLICY = env.str(
         "frame-ancestors 'none'"
     ),
 )
+
+# --- Operator accounts: OTP for the admin, brute-force lockout (gascap/admin_site.py) -----
+# Reliability R8 / tests 58-59: the admin holds every customer's consent and data.
+# The admin app is swapped for gascap's AdminConfig, whose default site (GascapAdminSite)
+# requires a verified django-otp device when GASCAP_ADMIN_REQUIRE_OTP is true; every
+# existing `@admin.register` still lands on `admin.site`, which is that site.
+from datetime import timedelta as _timedelta  # noqa: E402
+
+INSTALLED_APPS = [
+    "gascap.apps.GascapAdminConfig" if _app == "django.contrib.admin" else _app
+    for _app in INSTALLED_APPS
+]
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "axes"]
+# OTPMiddleware gives request.user.is_verified(); it must follow AuthenticationMiddleware.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+# AxesMiddleware turns a locked-out login into a 429 page; axes wants it last.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+# AxesStandaloneBackend refuses a locked-out username+IP before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Safe default: OTP on. Local settings (make run / make demo) turn it off.
+GASCAP_ADMIN_REQUIRE_OTP = env.bool("GASCAP_ADMIN_REQUIRE_OTP", default=True)
+# The issuer shown in the operator's authenticator app.
+OTP_TOTP_ISSUER = env.str("GASCAP_ADMIN_OTP_ISSUER", default="gascap")
+# Never show a TOTP key (a second factor) or its QR code on an admin page.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Lock a username+IP pair after this many failed logins, for this many seconds; the correct
+# password is refused meanwhile. `manage.py axes_reset` unlocks early.
+AXES_FAILURE_LIMIT = env.int("GASCAP_ADMIN_LOCKOUT_FAILURES", default=10)
+AXES_COOLOFF_TIME = _timedelta(seconds=env.int("GASCAP_ADMIN_LOCKOUT_COOLOFF", default=3600))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# No start-up banner from every process and manage.py command (commands whose output is read,
+# e.g. run_sandbox, print their own first line); lockouts are logged regardless.
+AXES_VERBOSE = False
+# Keep passwords, OTP tokens and CSRF tokens out of axes' stored request data.
+AXES_SENSITIVE_PARAMETERS = ["otp_token", "csrfmiddlewaretoken"]
+# Behind N trusted proxies that append X-Forwarded-For, the client is the N-th address from
+# the right; 0 (default) trusts only REMOTE_ADDR, which a client cannot forge.
+GASCAP_ADMIN_PROXY_COUNT = env.int("GASCAP_ADMIN_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "gascap.admin_site.client_ip_for_lockout"

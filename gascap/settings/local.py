@@ -40,3 +40,7 @@ GASCAP_SANDBOX_NOTIFY_URL = env.str(
     "GASCAP_SANDBOX_NOTIFY_URL",
     default=f"http://localhost:8000/pge/notify/{GASCAP_NOTIFY_TOKENS[0]}/",  # noqa: F405
 )
+
+# Operators' admin: a plain password login for `make run` / `make demo` (the admin header
+# says so). Production keeps the base default, OTP required (reliability test 58).
+GASCAP_ADMIN_REQUIRE_OTP = env.bool("GASCAP_ADMIN_REQUIRE_OTP", default=False)
