@@ -237,7 +237,11 @@ def series_missing_days(
     day = first_day
     while day <= last_day:
         day_start, day_end = _day_bounds(day, zone)
-        expected = max(1, round((day_end - day_start).total_seconds() / length))
+        # Subtracting two datetimes that share a tzinfo is wall-clock arithmetic in Python
+        # (always 24 h), so measure the day in UTC: PG&E's Pacific days are 23 h (92
+        # quarter-hours) on the spring-forward day and 25 h (100) on the fall-back day.
+        seconds = day_end.timestamp() - day_start.timestamp()
+        expected = max(1, round(seconds / length))
         if counts.get(day, 0) < expected:
             missing.append(day)
         day += timedelta(days=1)
