@@ -9,6 +9,7 @@ Elements are matched by namespace URI, never by prefix (PG&E has changed prefixe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,12 @@ ATOM = "http://www.w3.org/2005/Atom"
 ESPI = "http://naesb.org/espi"
 # Epoch seconds stay below 10**11 until the year 5138; a larger value is milliseconds.
 MILLISECONDS_THRESHOLD = 10**11
+
+# An ASCII integer of at most 20 digits. Found by fuzzing (tests/fuzz): str.isdigit() also
+# accepts "²" and other Unicode digits that int() refuses, "--1" passed `lstrip("-")`, and a
+# 5,000-digit value hit int()'s digit limit: each raised a bare ValueError (or, divided,
+# an OverflowError) instead of the typed rejection.
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
 
 STATUS_REVOKED = 0
 STATUS_ACTIVE = 1
@@ -53,12 +60,21 @@ def _seconds(value: int) -> float:
     return value / 1000 if abs(value) > MILLISECONDS_THRESHOLD else float(value)
 
 
+def _integer(value: str | None) -> int | None:
+    """The ASCII integer `value` holds (surrounding whitespace allowed); None otherwise."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if _INTEGER.fullmatch(value) else None
+
+
 def instant(value: str | None) -> datetime | None:
     """An epoch value (seconds or milliseconds) as an aware UTC datetime; None if unusable."""
-    if value is None or not value.strip().lstrip("-").isdigit():
+    number = _integer(value)
+    if number is None:
         return None
     try:
-        return datetime.fromtimestamp(_seconds(int(value.strip())), tz=UTC)
+        return datetime.fromtimestamp(_seconds(number), tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
 
@@ -69,13 +85,13 @@ def _period(element: etree._Element | None) -> tuple[datetime | None, datetime |
     start_text = element.findtext(f"{{{ESPI}}}start")
     duration_text = element.findtext(f"{{{ESPI}}}duration")
     start = instant(start_text)
-    if start is None or duration_text is None or not duration_text.strip().isdigit():
+    duration = _integer(duration_text)
+    if start is None or duration is None or duration < 0:
         return start, None
     # The duration is in the same unit as the start (both milliseconds in PG&E's sample).
-    raw_start = abs(int(start_text or "0"))
-    duration = int(duration_text.strip())
-    seconds = duration / 1000 if raw_start > MILLISECONDS_THRESHOLD else duration
+    raw_start = abs(_integer(start_text) or 0)
     try:
+        seconds = duration / 1000 if raw_start > MILLISECONDS_THRESHOLD else duration
         return start, start + timedelta(seconds=seconds)
     except OverflowError:
         # PG&E's "open-ended" periods run past year 9999: no end we can represent.
@@ -99,8 +115,8 @@ def _self_link(entry: etree._Element | None) -> str | None:
 def authorization_from_element(
     element: etree._Element, *, entry: etree._Element | None = None
 ) -> AuthorizationInfo:
-    status_text = _text(element, "status")
-    if status_text is None or not status_text.lstrip("-").isdigit():
+    status = _integer(_text(element, "status"))
+    if status is None:
         raise PgePermanentError("Authorization without a numeric status", code="malformed")
     authorized_start, authorized_end = _period(element.find(f"{{{ESPI}}}authorizedPeriod"))
     published_start, published_end = _period(element.find(f"{{{ESPI}}}publishedPeriod"))
@@ -115,7 +131,7 @@ def authorization_from_element(
         subscription_id=subscription_id_from_uri(
             (resource_uri or "").split("/UsagePoint/")[0] or authorization_uri
         ),
-        status=int(status_text),
+        status=status,
         authorized_start=authorized_start,
         authorized_end=authorized_end,
         published_start=published_start,

@@ -20,6 +20,9 @@ ESPI = "http://naesb.org/espi"
 BATCHLIST_TAG = f"{{{ESPI}}}BatchList"
 RESOURCE_TAGS = (f"{{{ESPI}}}resources", f"{{{ESPI}}}resource")
 DEFAULT_MAX_RESOURCES = 500
+# PG&E's resource URLs are ~150 characters. A longer one is hostile (reliability test 18: a
+# 30 MB text node came back as one 30 MB "URL" headed for the fetch table): refused.
+MAX_URL_LENGTH = 4096
 
 BATCHLIST_REASONS = ("dtd", "malformed", "empty", "not_batchlist", "too_many")
 
@@ -50,6 +53,10 @@ def parse_batchlist(data: bytes, *, max_resources: int = DEFAULT_MAX_RESOURCES) 
         url = (child.text or "").strip()
         if not url or url in seen:
             continue
+        if len(url) > MAX_URL_LENGTH:
+            raise BatchListRejected(
+                "malformed", f"a resource URL is longer than {MAX_URL_LENGTH} characters"
+            )
         if len(urls) >= max_resources:
             raise BatchListRejected(
                 "too_many", f"BatchList names more than {max_resources} resources"

@@ -79,39 +79,62 @@ T_TIER = _E + "consumptionTier"
 
 _SUMMARY_RESOURCES = ("UsageSummary", "ElectricPowerUsageSummary")
 
+# The ranges a reading's fields must keep, found by fuzzing (tests/fuzz). The importer stores
+# the start as a timestamp (so within 1970..9999), the duration in an IntegerField, value and
+# cost in BigIntegerFields and the codes in SmallIntegerFields: a value outside is refused here
+# with its line instead of overflowing mid-insert. Bounding *before* int() matters too: a start
+# of "1e999999999" made int(Decimal) build a billion-digit number (minutes of CPU, GBs of RAM).
+START_MIN = 0
+START_MAX = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
+DURATION_MAX = 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+CODE_MIN, CODE_MAX = -(2**15), 2**15 - 1
+# ReadingType codes stored in IntegerFields (uom, intervalLength, phase); the rest are smallint.
+_WIDE_CODES = frozenset({"uom", "intervalLength", "phase"})
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_I64 = {"low": INT64_MIN, "high": INT64_MAX}
+_I16 = {"low": CODE_MIN, "high": CODE_MAX}
 
-def _int(text: str | None, *, what: str, element: etree._Element) -> int | None:
+
+def _int(
+    text: str | None, *, what: str, element: etree._Element, low: int, high: int
+) -> int | None:
     if text is None:
         return None
     text = text.strip()
     if not text:
         return None
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         raise EspiRejected(
             "invalid", f"{what} {text[:40]!r} is not an integer", line=element.sourceline
         ) from None
+    if not low <= number <= high:
+        raise EspiRejected(
+            "invalid", f"{what} {text[:40]!r} is out of range", line=element.sourceline
+        )
+    return number
 
 
 def _start(text: str | None, element: etree._Element) -> int | Decimal | None:
     if text is None:
         return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
+    text = text.strip()
+    if not text:
+        return None
     try:
         # Eversource writes a fractional epoch (espi-model.md §5): keep it exactly.
-        value = Decimal(text.strip())
+        value = Decimal(text)
     except InvalidOperation:
         raise EspiRejected(
-            "invalid",
-            f"timePeriod start {text.strip()[:40]!r} is not a number",
-            line=element.sourceline,
+            "invalid", f"timePeriod start {text[:40]!r} is not a number", line=element.sourceline
         ) from None
-    if not value.is_finite():
-        raise EspiRejected("invalid", "timePeriod start is not finite", line=element.sourceline)
+    # Range first (a cheap comparison), int() after: see START_MIN.
+    if not value.is_finite() or not START_MIN <= value <= START_MAX:
+        raise EspiRejected(
+            "invalid", f"timePeriod start {text[:40]!r} is out of range", line=element.sourceline
+        )
     return int(value) if value == value.to_integral_value() else value
 
 
@@ -140,19 +163,39 @@ def _tree_dict(element: etree._Element) -> dict[str, object]:
     return out
 
 
-def _code(data: dict[str, object], name: str) -> int | None:
+def _code(
+    data: dict[str, object], name: str, *, low: int = INT64_MIN, high: int = INT64_MAX
+) -> int | None:
+    """A code or amount as an int; None when absent, not a number or outside [low, high]."""
     value = data.get(name)
     if isinstance(value, list):
         value = value[0] if value else None
     if not isinstance(value, str) or not value:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         try:
-            return int(Decimal(value))  # fractional or exotic: keep what is exact enough
+            exact = Decimal(value)  # fractional or exotic: keep what is exact enough
         except (InvalidOperation, ValueError):
             return None
+        # Bounded before int(): "1e999999999" would otherwise build a billion-digit int.
+        if not exact.is_finite() or not low <= exact <= high:
+            return None
+        number = int(exact)
+    return number if low <= number <= high else None
+
+
+def _reading_type_codes(data: dict[str, object]) -> dict[str, int | None]:
+    return {
+        f: _code(
+            data,
+            f,
+            low=INT32_MIN if f in _WIDE_CODES else CODE_MIN,
+            high=INT32_MAX if f in _WIDE_CODES else CODE_MAX,
+        )
+        for f in READING_TYPE_FIELDS
+    }
 
 
 def _text(data: dict[str, object], name: str) -> str:
@@ -165,8 +208,8 @@ def _measurement(data: object) -> SummaryMeasurement | None:
         return None
     return SummaryMeasurement(
         value=_code(data, "value"),
-        multiplier=_code(data, "powerOfTenMultiplier") or 0,
-        uom=_code(data, "uom"),
+        multiplier=_code(data, "powerOfTenMultiplier", low=CODE_MIN, high=CODE_MAX) or 0,
+        uom=_code(data, "uom", low=INT32_MIN, high=INT32_MAX),
     )
 
 
@@ -271,7 +314,7 @@ class EspiStream:
                 tier = child.text
         try:
             # int() accepts surrounding whitespace, rejects fractions and empty text.
-            return (
+            row = (
                 int(start),  # type: ignore[arg-type]
                 int(duration),  # type: ignore[arg-type]
                 int(value),  # type: ignore[arg-type]
@@ -283,33 +326,54 @@ class EspiStream:
             )
         except (TypeError, ValueError):
             return self._reading_careful(element)
+        s, d, v, c, q, t, p, r = row
+        # Out of range (a zero or negative duration included): the careful path says where.
+        if (
+            0 < d <= DURATION_MAX
+            and START_MIN <= s <= START_MAX
+            and INT64_MIN <= v <= INT64_MAX
+            and (c is None or INT64_MIN <= c <= INT64_MAX)
+            and (q is None or CODE_MIN <= q <= CODE_MAX)
+            and (t is None or CODE_MIN <= t <= CODE_MAX)
+            and (p is None or CODE_MIN <= p <= CODE_MAX)
+            and (r is None or CODE_MIN <= r <= CODE_MAX)
+        ):
+            return row
+        return self._reading_careful(element)
 
     def _reading_careful(self, element: etree._Element) -> ReadingRow | None:
         start = duration = value = cost = quality = tou = cpp = tier = None
         for child in element:
             tag = child.tag
             if tag == T_VALUE:
-                value = _int(child.text, what="IntervalReading value", element=child)
+                value = _int(child.text, what="IntervalReading value", element=child, **_I64)
             elif tag == T_TIME_PERIOD:
                 for part in child:
                     if part.tag == T_START:
                         start = _start(part.text, part)
                     elif part.tag == T_DURATION:
-                        duration = _int(part.text, what="timePeriod duration", element=part)
+                        # A zero or negative duration is no interval (and no reading key).
+                        duration = _int(
+                            part.text,
+                            what="timePeriod duration",
+                            element=part,
+                            low=1,
+                            high=DURATION_MAX,
+                        )
             elif tag == T_COST:
-                cost = _int(child.text, what="IntervalReading cost", element=child)
+                cost = _int(child.text, what="IntervalReading cost", element=child, **_I64)
             elif tag == T_QUALITY_BOX:
                 if quality is None:
                     # Several codes may be sent; the first one is the reading's quality.
                     for part in child:
                         if part.tag == T_QUALITY:
-                            quality = _int(part.text, what="ReadingQuality", element=part)
+                            quality = _int(part.text, what="ReadingQuality", element=part, **_I16)
             elif tag == T_TOU:
-                tou = _int(child.text, what="tou", element=child)
+                tou = _int(child.text, what="tou", element=child, **_I16)
             elif tag == T_CPP:
-                cpp = _int(child.text, what="cpp", element=child)
+                cpp = _int(child.text, what="cpp", element=child, **_I16)
             elif tag == T_TIER:
-                tier = _int(child.text, what="consumptionTier", element=child)
+                tier = _int(child.text, what="consumptionTier", element=child, **_I16)
         if start is None or duration is None or value is None:
             return None
         return (start, duration, value, cost, quality, tou, cpp, tier)
@@ -350,11 +414,15 @@ class EspiStream:
             return  # its readings already streamed
         data = _tree_dict(resource)
         if name == "ReadingType":
-            codes = {f: _code(data, f) for f in READING_TYPE_FIELDS}
+            codes = _reading_type_codes(data)
             doc.reading_types[href] = ReadingTypeInfo(href=href, codes=codes)
         elif name == "UsagePoint":
             category = data.get("ServiceCategory")
-            kind = _code(category, "kind") if isinstance(category, dict) else None
+            kind = (
+                _code(category, "kind", low=CODE_MIN, high=CODE_MAX)
+                if isinstance(category, dict)
+                else None
+            )
             existing = doc.usage_points.get(href)
             if existing is not None:  # PG&E 2016 repeats a UsagePoint entry: merge links
                 existing.links.related.extend(links.related)
@@ -363,7 +431,7 @@ class EspiStream:
                 href=href,
                 links=links,
                 service_kind=kind,
-                status=_code(data, "status"),
+                status=_code(data, "status", low=CODE_MIN, high=CODE_MAX),
                 title=title,
             )
         elif name == "MeterReading":
@@ -397,13 +465,14 @@ class EspiStream:
             href=href,
             links=links,
             resource=name,
-            billing_start=_code(period, "start"),
-            billing_duration=_code(period, "duration"),
+            # Stored as a timestamp and an IntegerField: out of range is unusable (None).
+            billing_start=_code(period, "start", low=START_MIN, high=START_MAX),
+            billing_duration=_code(period, "duration", low=0, high=DURATION_MAX),
             bill_last_period=_code(data, "billLastPeriod"),
             bill_to_date=_code(data, "billToDate"),
             cost_additional_last_period=_code(data, "costAdditionalLastPeriod"),
-            currency=_code(data, "currency"),
-            commodity=_code(data, "commodity"),
+            currency=_code(data, "currency", low=CODE_MIN, high=CODE_MAX),
+            commodity=_code(data, "commodity", low=CODE_MIN, high=CODE_MAX),
             tariff_profile=_text(data, "tariffProfile"),
             read_cycle=_text(data, "readCycle"),
             # PG&E sends statusTimeStamp in milliseconds (espi-model.md §5): kept as sent.
