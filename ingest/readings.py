@@ -158,7 +158,8 @@ def _usage_point_store(
 
 def _series_store(
     series: Series, usage_point: UsagePoint, reading_type: ReadingType | None, *, now: datetime
-) -> MeterReading:
+) -> tuple[MeterReading, bool]:
+    """The series row, and whether this import created it (then it holds no reading yet)."""
     href = series.meter_reading_href[:500]
     if reading_type is None:
         # A blocks-only document (a resource-level IntervalBlock GET): when the database
@@ -170,8 +171,8 @@ def _series_store(
             )[:2]
         )
         if len(known) == 1:
-            return known[0]
-    row, _created = MeterReading.objects.get_or_create(
+            return known[0], False
+    row, created = MeterReading.objects.get_or_create(
         usage_point=usage_point,
         href=href,
         reading_type=reading_type,
@@ -181,7 +182,7 @@ def _series_store(
             "created_at": now,
         },
     )
-    return row
+    return row, created
 
 
 def _summary_usage_point_href(summary: UsageSummaryInfo, doc: EspiDocument) -> str | None:
@@ -277,12 +278,17 @@ def document_import(
         }
         series_rows: dict[str, MeterReading] = {}
         block_series: dict[int, int] = {}
+        fresh_series: set[int] = set()
         missing: dict[str, None] = {}
         for block_number, series in series_by_block.items():
             row = series_rows.get(series.meter_reading_href)
             if row is None:
                 rt = reading_types.get(series.reading_type_href or "")
-                row = _series_store(series, usage_point(series.usage_point_href), rt, now=now)
+                row, created = _series_store(
+                    series, usage_point(series.usage_point_href), rt, now=now
+                )
+                if created:
+                    fresh_series.add(row.pk)
                 series_rows[series.meter_reading_href] = row
                 if row.reading_type_id is None and row.reading_type_href:
                     missing[row.reading_type_href] = None
@@ -294,7 +300,12 @@ def document_import(
                 result.summaries += 1
 
         resolved = time.perf_counter()
-        counts = sink.merge(block_series=block_series, source_label=source_label, now=now)
+        counts = sink.merge(
+            block_series=block_series,
+            source_label=source_label,
+            now=now,
+            fresh_series=frozenset(fresh_series),
+        )
         result.readings_new = counts.new
         result.readings_updated = counts.updated
         result.readings_unchanged = counts.unchanged

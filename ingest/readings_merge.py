@@ -61,8 +61,15 @@ class ReadingSink:
         """End the load (COPY) before any other statement runs on the connection."""
 
     def merge(
-        self, *, block_series: dict[int, int], source_label: str, now: datetime
+        self,
+        *,
+        block_series: dict[int, int],
+        source_label: str,
+        now: datetime,
+        fresh_series: frozenset[int] = frozenset(),
     ) -> MergeCounts:
+        """Merge the loaded rows. `fresh_series` are series created by this import: they hold
+        no reading yet, so their rows need no comparison with stored ones."""
         raise NotImplementedError
 
 
@@ -128,6 +135,58 @@ SELECT
     (SELECT count(*) FROM src)
 """
 
+# The same merge when the import created series of its own (a first delivery): their rows
+# skip the comparison with stored readings, about a fifth of a first import's merge time.
+_PG_MERGE_WITH_FRESH = """
+WITH src AS MATERIALIZED (
+    SELECT DISTINCT ON (b.series, l.start, l.duration)
+        b.series AS meter_reading_id, to_timestamp(l.start) AS start, l.duration,
+        l.value, l.cost, l.quality, l.tou, l.cpp, l.tier
+    FROM espi_load l JOIN espi_block_series b ON b.block = l.block
+    ORDER BY b.series, l.start, l.duration, l.seq DESC
+), fresh AS (
+    -- Series created by this import hold no reading: a plain insert, no comparison.
+    INSERT INTO ingest_intervalreading
+        (meter_reading_id, start, duration, value, cost, quality, tou, cpp, consumption_tier)
+    SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier
+    FROM src WHERE meter_reading_id = ANY(%(fresh)s::bigint[])
+), diff AS MATERIALIZED (
+    SELECT s.*, r.value AS old_value, r.quality AS old_quality, r.cost AS old_cost,
+           r.meter_reading_id IS NULL AS is_new
+    FROM src s
+    LEFT JOIN ingest_intervalreading r
+        ON r.meter_reading_id = s.meter_reading_id AND r.start = s.start
+       AND r.duration = s.duration
+    WHERE NOT s.meter_reading_id = ANY(%(fresh)s::bigint[])
+      AND (r.meter_reading_id IS NULL
+           OR (r.value, r.quality, r.cost) IS DISTINCT FROM (s.value, s.quality, s.cost))
+), inserted AS (
+    INSERT INTO ingest_intervalreading
+        (meter_reading_id, start, duration, value, cost, quality, tou, cpp, consumption_tier)
+    SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier
+    FROM diff WHERE is_new
+), updated AS (
+    UPDATE ingest_intervalreading r SET
+        value = d.value, cost = d.cost, quality = d.quality,
+        tou = d.tou, cpp = d.cpp, consumption_tier = d.tier
+    FROM diff d
+    WHERE NOT d.is_new AND r.meter_reading_id = d.meter_reading_id
+      AND r.start = d.start AND r.duration = d.duration
+), revised AS (
+    INSERT INTO ingest_readingrevision
+        (meter_reading_id, start, duration, old_value, old_quality, old_cost,
+         new_value, new_quality, new_cost, source_label, received_at)
+    SELECT meter_reading_id, start, duration, old_value, old_quality, old_cost,
+           value, quality, cost, %(label)s, %(now)s
+    FROM diff WHERE NOT is_new
+)
+SELECT
+    (SELECT count(*) FROM src WHERE meter_reading_id = ANY(%(fresh)s::bigint[]))
+        + (SELECT count(*) FILTER (WHERE is_new) FROM diff),
+    (SELECT count(*) FILTER (WHERE NOT is_new) FROM diff),
+    (SELECT count(*) FROM src)
+"""
+
 
 def series_lock(cursor: Any, series_ids: Sequence[int]) -> None:
     """Take the import locks of these series (PostgreSQL; sorted, so no deadlock)."""
@@ -182,7 +241,12 @@ class PostgresSink(ReadingSink):
             self._copy_cm = None
 
     def merge(
-        self, *, block_series: dict[int, int], source_label: str, now: datetime
+        self,
+        *,
+        block_series: dict[int, int],
+        source_label: str,
+        now: datetime,
+        fresh_series: frozenset[int] = frozenset(),
     ) -> MergeCounts:
         self.close_load()
         cursor = self._cursor
@@ -191,7 +255,10 @@ class PostgresSink(ReadingSink):
                 copy.write_row((block, series))
         cursor.execute("ANALYZE espi_load")
         cursor.execute(_PG_LOCK_SERIES, {"namespace": SERIES_LOCK_NAMESPACE})
-        cursor.execute(_PG_MERGE, {"label": source_label[:500], "now": now})
+        cursor.execute(
+            _PG_MERGE_WITH_FRESH if fresh_series else _PG_MERGE,
+            {"label": source_label[:500], "now": now, "fresh": sorted(fresh_series)},
+        )
         new, updated, distinct = cursor.fetchone()
         cursor.execute("TRUNCATE espi_load, espi_block_series")
         return MergeCounts(new=new, updated=updated, unchanged=distinct - new - updated)
@@ -253,8 +320,14 @@ class PortableSink(ReadingSink):
         self._pending = []
 
     def merge(
-        self, *, block_series: dict[int, int], source_label: str, now: datetime
+        self,
+        *,
+        block_series: dict[int, int],
+        source_label: str,
+        now: datetime,
+        fresh_series: frozenset[int] = frozenset(),
     ) -> MergeCounts:
+        # SQLite has no per-series shortcut: every row goes through the one merge below.
         self._flush()
         cursor = self._cursor
         cursor.executemany(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import chain
 from typing import IO, Any
 from xml.etree.ElementTree import Element
 
@@ -64,6 +66,11 @@ def _refuse_doctype(element: etree._Element) -> None:
         raise XmlRejected("dtd", "XML with a DOCTYPE declaration is refused")
 
 
+def refuse_attribute_flood(element: Any) -> None:
+    """XmlRejected when `element` carries more than MAX_ATTRIBUTES attributes."""
+    _refuse_attributes(element)
+
+
 def _refuse_attributes(element: Any) -> None:
     if len(element.attrib) > MAX_ATTRIBUTES:
         line = getattr(element, "sourceline", None)
@@ -108,6 +115,35 @@ def espi_iterparse(
         if context.root is not None:
             if not checked:
                 _refuse_doctype(context.root)
+            _refuse_attributes(context.root)
+    except etree.XMLSyntaxError as exc:
+        raise _syntax_error(exc) from None
+
+
+@contextmanager
+def espi_events(
+    source: IO[bytes] | str, *, tag: str | Iterable[str]
+) -> Iterator[Iterator[tuple[str, etree._Element]]]:
+    """The hot-path form of `espi_iterparse`: `with espi_events(f, tag=...) as events:`.
+
+    Same parser, same options, same DOCTYPE refusal (on the first event and at the end), but
+    the events come straight from lxml's C iterator (`chain`), with no Python frame per event:
+    on a 3.5-million-reading feed the generator wrapper alone cost several percent. Only the
+    first element and the root get the attribute-count check here; the caller checks the
+    elements it treats as rare (entries, blocks) with `refuse_attribute_flood`.
+    XMLSyntaxError raised while the caller iterates becomes XmlRejected.
+    """
+    context = etree.iterparse(source, events=("end",), tag=tag, **HARDENED_LXML_OPTIONS)
+    try:
+        first = next(context, None)
+        if first is not None:
+            _refuse_doctype(first[1])
+            _refuse_attributes(first[1])
+            yield chain((first,), context)
+        else:
+            yield iter(())
+        if context.root is not None:
+            _refuse_doctype(context.root)
             _refuse_attributes(context.root)
     except etree.XMLSyntaxError as exc:
         raise _syntax_error(exc) from None
