@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import IO, BinaryIO
 
 from django.db import connection, transaction
 
 from gascap.pge.espi import EspiRejected, EspiStream
 from gascap.pge.espi_types import (
+    BlockRef,
     EspiDocument,
     ReadingTypeInfo,
     Series,
@@ -185,6 +187,31 @@ def _series_store(
     return row, created
 
 
+def _unique_rows(blocks: list[BlockRef], block_series: dict[int, int]) -> int | None:
+    """The number of readings to merge when no (series, start, duration) key can repeat in
+    the document, else None (the merge then de-duplicates, last copy winning).
+
+    Keys are unique when every block's starts came strictly increasing and the blocks of
+    each series do not overlap in time: the common PG&E shape (one block per day).
+    """
+    spans: dict[int, list[tuple[object, object]]] = {}
+    rows = 0
+    for block in blocks:
+        series = block_series.get(block.number)
+        if series is None or not block.readings:
+            continue
+        if not block.ordered:
+            return None
+        spans.setdefault(series, []).append((block.first_start, block.last_start))
+        rows += block.readings
+    for ranges in spans.values():
+        ranges.sort()
+        for (_first, last), (following, _end) in pairwise(ranges):
+            if following <= last:  # type: ignore[operator]
+                return None
+    return rows
+
+
 def _summary_usage_point_href(summary: UsageSummaryInfo, doc: EspiDocument) -> str | None:
     collection = summary.links.up_href
     if not collection and summary.href:
@@ -305,6 +332,7 @@ def document_import(
             source_label=source_label,
             now=now,
             fresh_series=frozenset(fresh_series),
+            unique_rows=_unique_rows(doc.blocks, block_series),
         )
         result.readings_new = counts.new
         result.readings_updated = counts.updated

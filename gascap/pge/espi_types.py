@@ -292,6 +292,12 @@ class BlockRef:
     number: int
     links: Links = field(default_factory=Links)
     readings: int = 0  # rows yielded for this block
+    # The span of the block's starts, and whether they came strictly increasing: with every
+    # block ordered and the blocks of a series not overlapping, no key repeats in the
+    # document and the storage can skip its de-duplication.
+    first_start: int | Decimal | None = None
+    last_start: int | Decimal | None = None
+    ordered: bool = True
 
     @property
     def meter_reading_href(self) -> str | None:
