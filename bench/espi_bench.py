@@ -10,7 +10,7 @@ PG&E writes them): `small` is 1 customer-year (35,040 readings), `full` 100 cust
 - floor: the bare streaming parse of the same file with the standard library
   (`xml.etree.ElementTree.iterparse`), extracting (start, duration, value) of every reading;
 - import: `ingest.readings.document_import` (what `import_espi` runs) in a fresh child
-  process, on an empty reading table: readings/s and the child's peak RSS (`ru_maxrss`);
+  process, on an empty reading table: readings/s and the child's peak RSS (`VmHWM`);
 - re-import of the unchanged file: readings/s and the rows it wrote (PostgreSQL: the
   transaction's `pg_stat_xact_user_tables` counters; SQLite: `total_changes()` minus the
   rows of the temporary load tables).
@@ -170,6 +170,16 @@ def floor_parse(path: Path) -> tuple[int, int]:
 # --- children (one fresh process per import, for a true peak RSS) ---------------------------
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS since exec (VmHWM). Not ru_maxrss: it survives exec, so a child
+    would report its parent's size whenever the parent was the larger."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child_main(action: str, path: str) -> None:
     import django
 
@@ -232,7 +242,7 @@ def child_main(action: str, path: str) -> None:
                 "updated": result.readings_updated,
                 "unchanged": result.readings_unchanged,
                 "rows_written": written,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb(),
                 "database": connection.vendor,
             }
         )
@@ -302,8 +312,8 @@ def peers_parse(path: Path) -> dict[str, object]:
         "    for mr in up.meterReadings:\n"
         "        for ib in mr.intervalBlocks:\n"
         "            n += len(ib.intervalReadings)\n"
-        "print(n, time.perf_counter() - t,"
-        " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+        "print(n, time.perf_counter() - t, int(hwm.split()[1]) / 1024)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=False

@@ -6,7 +6,6 @@ PostgreSQL. Exactly once in effect: duplicates and replays write nothing; a faul
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from ingest import data_requests
 from ingest.models import Fetch, FetchAttempt, IntervalReading, Notification
 from tests.ingest.conftest import NOTIFY_TOKEN, REPO, worker_log
+from tests.support import free_port, loopback_session, redis_url_with_db, subprocess_database_url
 
 pytestmark = [
     pytest.mark.e2e,
@@ -37,28 +35,13 @@ pytestmark = [
 E2E_REDIS_DB = 11
 
 
-def _http() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # loopback only: no proxy from the environment
-    return session
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+_http = loopback_session
+_free_port = free_port
+_database_url = subprocess_database_url
 
 
 def _redis_url() -> str:
-    parts = urlsplit(os.environ["REDIS_URL"])
-    return urlunsplit((parts.scheme, parts.netloc, f"/{E2E_REDIS_DB}", "", ""))
-
-
-def _database_url() -> str:
-    db = django_settings.DATABASES["default"]
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return redis_url_with_db(E2E_REDIS_DB)
 
 
 @dataclass

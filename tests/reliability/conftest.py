@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -31,6 +30,12 @@ from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 
 from tests.reliability.faultproxy import FaultProxy
+from tests.support import (
+    free_port,
+    loopback_session,
+    redis_url_with_db,
+    subprocess_database_url,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 # Redis database of its own: no other engineer's worker takes these messages.
@@ -42,29 +47,12 @@ CLIENT_SECRET = "rel-client-secret-TESTONLY-7d3b0a"
 BULK_ID = "99999"
 
 
-def http() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # loopback only: no proxy from the environment
-    return session
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+http = loopback_session
+database_url = subprocess_database_url
 
 
 def redis_url() -> str:
-    parts = urlsplit(os.environ["REDIS_URL"])
-    return urlunsplit((parts.scheme, parts.netloc, f"/{REL_REDIS_DB}", "", ""))
-
-
-def database_url() -> str:
-    """The test database pytest-django created (its NAME was rewritten at runtime)."""
-    db = django_settings.DATABASES["default"]
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return redis_url_with_db(REL_REDIS_DB)
 
 
 def batchlist(*urls: str) -> bytes:
