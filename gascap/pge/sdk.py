@@ -104,8 +104,9 @@ def _token_dict(token: TokenResponse, *, client: bool) -> dict[str, Any]:
     return answer
 
 
-class OAuth2:
-    """Authorization-code and refresh grants (PG&E 2015 SDK)."""
+class _Grant:
+    """What the two token classes share: built from the seed's `creds` and `certs` dicts, and a
+    repr that names the client id and nothing secret."""
 
     def __init__(
         self,
@@ -115,10 +116,23 @@ class OAuth2:
         config: PgeConfig | None = None,
     ) -> None:
         self._client = _client(client_credentials, cert, config)
-        self._refresh_token: str | None = None
 
     def __repr__(self) -> str:
-        return f"OAuth2(client_id={self._client.config.client_id!r})"
+        return f"{type(self).__name__}(client_id={self._client.config.client_id!r})"
+
+
+class OAuth2(_Grant):
+    """Authorization-code and refresh grants (PG&E 2015 SDK)."""
+
+    def __init__(
+        self,
+        client_credentials: Mapping[str, str],
+        cert: Mapping[str, str],
+        *,
+        config: PgeConfig | None = None,
+    ) -> None:
+        super().__init__(client_credentials, cert, config=config)
+        self._refresh_token: str | None = None
 
     def get_access_token(self, url: str, code: str, redirect_uri: str) -> dict[str, Any]:
         """POST `grant_type=authorization_code`; remembers the refresh token for later."""
@@ -164,20 +178,8 @@ class OAuth2:
             self._refresh_token = token.refresh_token
 
 
-class ClientCredentials:
+class ClientCredentials(_Grant):
     """The client-credentials grant (PG&E 2015 SDK)."""
-
-    def __init__(
-        self,
-        client_credentials: Mapping[str, str],
-        cert: Mapping[str, str],
-        *,
-        config: PgeConfig | None = None,
-    ) -> None:
-        self._client = _client(client_credentials, cert, config)
-
-    def __repr__(self) -> str:
-        return f"ClientCredentials(client_id={self._client.config.client_id!r})"
 
     def get_client_access_token(self, url: str) -> dict[str, Any]:
         def call() -> dict[str, Any]:
@@ -209,18 +211,14 @@ class Api:
     ) -> dict[str, Any]:
         """GET `{url}Subscription/{sid}/UsagePoint/{up}`: 200 and the feed (204: no data)."""
 
-        def call() -> dict[str, Any]:
-            target = self._client.subscription_url(
-                base=url, subscription_id=subscription_id, usage_point_id=usage_point
-            )
-            with self._client.get(
-                url=target,
-                token=access_token,
-                params=published_params(published_min, published_max),
-            ) as document:
-                return {"status": document.status, "data": document.text()}
-
-        return _answer(call)
+        return self._data(
+            access_token,
+            published_min,
+            published_max,
+            base=url,
+            subscription_id=subscription_id,
+            usage_point_id=usage_point,
+        )
 
     def async_request(
         self,
@@ -232,8 +230,22 @@ class Api:
     ) -> dict[str, Any]:
         """GET `{url}Subscription/{sid}`: 202, the data follows by notification."""
 
+        return self._data(
+            access_token, published_min, published_max, base=url, subscription_id=subscription_id
+        )
+
+    def _data(
+        self,
+        access_token: str,
+        published_min: int | str,
+        published_max: int | str,
+        **url_parts: str,
+    ) -> dict[str, Any]:
+        """GET the subscription URL `url_parts` name; any failure (a bad id included) becomes
+        the seed's error dict."""
+
         def call() -> dict[str, Any]:
-            target = self._client.subscription_url(base=url, subscription_id=subscription_id)
+            target = self._client.subscription_url(**url_parts)
             with self._client.get(
                 url=target,
                 token=access_token,

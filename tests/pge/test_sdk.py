@@ -230,3 +230,15 @@ def test_the_ca_key_sets_the_bundle(certs, config, tmp_path: Path) -> None:  # t
 def test_bad_published_bounds_are_an_answer_not_an_exception(certs, config) -> None:  # type: ignore[no-untyped-def]
     answer = Api(certs, config=config).async_request(BATCH, SID, "2024-01-01", 2, ACCESS)
     assert answer["status"] == 0 and answer["error"].startswith("invalid: ")
+
+
+@responses.activate
+@pytest.mark.parametrize("subscription_id", ["../Bulk/50098", "a/b", ""])
+def test_bad_ids_are_an_answer_without_a_request(certs, config, subscription_id: str) -> None:  # type: ignore[no-untyped-def]
+    api = Api(certs, config=config)
+    for answer in (
+        api.sync_request(BATCH, subscription_id, UP, 1, 2, ACCESS),
+        api.async_request(BATCH, subscription_id, 1, 2, ACCESS),
+    ):
+        assert answer["status"] == 0 and answer["error"].startswith("invalid: "), answer
+    assert len(responses.calls) == 0
