@@ -37,3 +37,30 @@ def subprocess_database_url() -> str:
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgres://{user}{password}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def sandbox_consent(
+    sandbox: object, *, customer_key: str, display_name: str
+) -> tuple[str, str, str]:
+    """A demo customer's consent as if granted through PG&E: the sandbox grants it and issues
+    tokens, gascap stores an ACTIVE authorization holding them. Returns (subscription id,
+    access token, refresh token)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from customers.models import Authorization, Customer
+    from sandbox.demo import customer_by_key
+
+    subscription_id = customer_by_key(customer_key).subscription_id
+    sandbox.state.authorization_grant(subscription_id=subscription_id)  # type: ignore[attr-defined]
+    access, refresh = sandbox.state.tokens_issue(subscription_id=subscription_id)  # type: ignore[attr-defined]
+    owner = Customer.objects.create(display_name=display_name)
+    authorization = Authorization.objects.create(
+        customer=owner, status=Authorization.Status.ACTIVE, subscription_id=subscription_id
+    )
+    authorization.tokens_set(
+        access_token=access, refresh_token=refresh, expires_at=timezone.now() + timedelta(hours=1)
+    )
+    authorization.save()
+    return subscription_id, access, refresh

@@ -22,7 +22,13 @@ from django.utils import timezone
 from ingest import data_requests
 from ingest.models import Fetch, FetchAttempt, IntervalReading, Notification
 from tests.ingest.conftest import NOTIFY_TOKEN, REPO, worker_log
-from tests.support import free_port, loopback_session, redis_url_with_db, subprocess_database_url
+from tests.support import (
+    free_port,
+    loopback_session,
+    redis_url_with_db,
+    sandbox_consent,
+    subprocess_database_url,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -68,10 +74,8 @@ class Stack:
 def stack(tmp_path, settings, celery_worker_process) -> Iterator[Stack]:
     import redis
 
-    from customers.models import Authorization, Customer
     from sandbox.certs import certs_ensure
     from sandbox.config import sandbox_config
-    from sandbox.demo import customer_by_key
     from sandbox.server import SandboxServer
     from sandbox.state import SandboxState
 
@@ -142,20 +146,9 @@ def stack(tmp_path, settings, celery_worker_process) -> Iterator[Stack]:
                 time.sleep(0.2)
         celery_worker_process(env)
 
-        customer = customer_by_key("electric")
-        sid = customer.subscription_id
-        sandbox.state.authorization_grant(subscription_id=sid)
-        access, refresh = sandbox.state.tokens_issue(subscription_id=sid)
-        owner = Customer.objects.create(display_name="Sandbox electric (test)")
-        auth = Authorization.objects.create(
-            customer=owner, status=Authorization.Status.ACTIVE, subscription_id=sid
+        sid, _access, _refresh = sandbox_consent(
+            sandbox, customer_key="electric", display_name="Sandbox electric (test)"
         )
-        auth.tokens_set(
-            access_token=access,
-            refresh_token=refresh,
-            expires_at=timezone.now() + timedelta(hours=1),
-        )
-        auth.save()
         yield Stack(sandbox=sandbox, env=env, web_url=web_url, sid=sid, tmp_path=tmp_path)
     finally:
         web.terminate()

@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.fernet import Fernet
-from django.utils import timezone
 
 from ingest import data_requests, fetches
 from ingest.models import Fetch, MeterReading
 from tests.integrity.conftest import checksum, readings_wipe, stored_readings
+from tests.support import sandbox_consent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -43,7 +43,6 @@ def _midnight(day: date) -> datetime:
 def consented(tmp_path, settings, monkeypatch):
     """The sandbox over mTLS, gascap's PG&E settings pointing at it, and one consented
     customer (the sandbox's solar demo home: hourly delivered and received series)."""
-    from customers.models import Authorization, Customer
     from ingest import tasks
     from sandbox.certs import certs_ensure
     from sandbox.config import sandbox_config
@@ -81,16 +80,7 @@ def consented(tmp_path, settings, monkeypatch):
 
     customer = customer_by_key("solar")
     sid = customer.subscription_id
-    sandbox.state.authorization_grant(subscription_id=sid)
-    access, refresh = sandbox.state.tokens_issue(subscription_id=sid)
-    owner = Customer.objects.create(display_name="Sandbox solar (integrity test)")
-    auth = Authorization.objects.create(
-        customer=owner, status=Authorization.Status.ACTIVE, subscription_id=sid
-    )
-    auth.tokens_set(
-        access_token=access, refresh_token=refresh, expires_at=timezone.now() + timedelta(hours=1)
-    )
-    auth.save()
+    sandbox_consent(sandbox, customer_key="solar", display_name="Sandbox solar (integrity test)")
     try:
         yield sid, customer.usage_points[0].usage_point_id, queued
     finally:

@@ -34,6 +34,7 @@ from tests.support import (
     free_port,
     loopback_session,
     redis_url_with_db,
+    sandbox_consent,
     subprocess_database_url,
 )
 
@@ -307,12 +308,9 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path, settings, transactional_db, redis_db) -> Iterator[Stack]:
-    from django.utils import timezone
 
-    from customers.models import Authorization, Customer
     from sandbox.certs import certs_ensure
     from sandbox.config import sandbox_config
-    from sandbox.demo import customer_by_key
     from sandbox.server import SandboxServer
     from sandbox.state import SandboxState
 
@@ -349,18 +347,9 @@ def stack(tmp_path, settings, transactional_db, redis_db) -> Iterator[Stack]:
     settings.GASCAP_PGE_RATE_LIMIT_PER_SECOND = 0
     settings.GASCAP_NOTIFY_TOKENS = [NOTIFY_TOKEN]
 
-    customer = customer_by_key("electric")
-    sid = customer.subscription_id
-    sandbox.state.authorization_grant(subscription_id=sid)
-    access, refresh = sandbox.state.tokens_issue(subscription_id=sid)
-    owner = Customer.objects.create(display_name="Reliability test customer")
-    auth = Authorization.objects.create(
-        customer=owner, status=Authorization.Status.ACTIVE, subscription_id=sid
+    sid, access, refresh = sandbox_consent(
+        sandbox, customer_key="electric", display_name="Reliability test customer"
     )
-    auth.tokens_set(
-        access_token=access, refresh_token=refresh, expires_at=timezone.now() + timedelta(hours=1)
-    )
-    auth.save()
     try:
         yield Stack(sandbox=sandbox, env=env, sid=sid, access_token=access, refresh_token=refresh)
     finally:
