@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -64,3 +68,29 @@ def sandbox_consent(
     )
     authorization.save()
     return subscription_id, access, refresh
+
+
+def celery_worker_argv(
+    *, name: str, pool: str = "solo", concurrency: int = 1, queues: str = "default,ingest,pge_fetch"
+) -> list[str]:
+    """`celery -A gascap worker` as the tests run it: the project's queues, no gossip, mingle
+    or heartbeat (nothing to talk to), a node name unique to this test process."""
+    return [
+        sys.executable, "-m", "celery", "-A", "gascap", "worker",
+        "-Q", queues, "-P", pool, "-c", str(concurrency),
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-l", "INFO", "-n", f"{name}-{os.getpid()}@localhost",
+    ]  # fmt: skip
+
+
+def wait_until_worker_ready(proc: subprocess.Popen, log: Path, *, timeout: float = 60) -> None:
+    """Block until the worker logging to `log` says it is ready; raise if it dies or hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if " ready." in text:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited early:\n{text[-3000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(f"worker did not become ready in {timeout:.0f} s")

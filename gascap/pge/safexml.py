@@ -89,46 +89,18 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> XmlRejected:
     return XmlRejected("malformed", f"Malformed XML: {message}", line=line, column=column)
 
 
-def espi_iterparse(
-    source: IO[bytes] | str,
-    *,
-    events: Iterable[str] = ("end",),
-    tag: str | Iterable[str] | None = None,
-) -> Iterator[tuple[str, etree._Element]]:
-    """Stream (event, element) pairs from an ESPI document with the hardened options.
+@contextmanager
+def espi_events(
+    source: IO[bytes] | str, *, tag: str | Iterable[str] | None = None
+) -> Iterator[Iterator[tuple[str, etree._Element]]]:
+    """Stream ("end", element) pairs from an ESPI document with the hardened options:
+    `with espi_events(f, tag=...) as events: for _, element in events: ...`.
 
     The caller clears elements it has consumed so memory stays flat. The DOCTYPE check runs on
     the first event (the DTD, if any, is parsed by then) and again at the end, in case the
-    `tag` filter matched nothing.
-    """
-    context = etree.iterparse(source, events=tuple(events), tag=tag, **HARDENED_LXML_OPTIONS)
-    checked = False
-    try:
-        for event, element in context:
-            if not checked:
-                _refuse_doctype(element)
-                checked = True
-            # Only the elements the caller asked for are seen here (a full check would cost
-            # an event per element); the root is checked at the end.
-            _refuse_attributes(element)
-            yield event, element
-        if context.root is not None:
-            if not checked:
-                _refuse_doctype(context.root)
-            _refuse_attributes(context.root)
-    except etree.XMLSyntaxError as exc:
-        raise _syntax_error(exc) from None
-
-
-@contextmanager
-def espi_events(
-    source: IO[bytes] | str, *, tag: str | Iterable[str]
-) -> Iterator[Iterator[tuple[str, etree._Element]]]:
-    """The hot-path form of `espi_iterparse`: `with espi_events(f, tag=...) as events:`.
-
-    Same parser, same options, same DOCTYPE refusal (on the first event and at the end), but
-    the events come straight from lxml's C iterator (`chain`), with no Python frame per event:
-    on a 3.5-million-reading feed the generator wrapper alone cost several percent. Only the
+    `tag` filter matched nothing. The events come straight from lxml's C iterator (`chain`),
+    with no Python frame per event: on a 3.5-million-reading feed a generator wrapper alone
+    cost several percent. Only the
     first element and the root get the attribute-count check here; the caller checks the
     elements it treats as rare (entries, blocks) with `refuse_attribute_flood`.
     XMLSyntaxError raised while the caller iterates becomes XmlRejected.

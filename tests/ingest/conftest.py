@@ -9,9 +9,7 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any
 
 import pytest
 import responses
+
+from tests.support import celery_worker_argv, wait_until_worker_ready
 
 API_BASE = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
 TOKEN_URL = "https://api.pge.com/datacustodian/oauth/v2/token"
@@ -305,42 +305,15 @@ def celery_worker_process(tmp_path):
         env.setdefault("DJANGO_SETTINGS_MODULE", "gascap.settings.test")
         log = open(tmp_path / "worker.log", "wb")
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "gascap",
-                "worker",
-                "-Q",
-                "default,ingest,pge_fetch",
-                "-P",
-                "solo",
-                "-c",
-                "1",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "INFO",
-                "-n",
-                f"e2e-{os.getpid()}@localhost",
-            ],
+            celery_worker_argv(name="e2e"),
             cwd=REPO,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         procs.append(proc)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = (tmp_path / "worker.log").read_text(errors="replace")
-            if " ready." in text:
-                return proc
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{text[-3000:]}")
-            time.sleep(0.2)
-        raise RuntimeError("worker did not become ready in 60 s")
+        wait_until_worker_ready(proc, tmp_path / "worker.log")
+        return proc
 
     yield start
     for proc in procs:

@@ -31,11 +31,13 @@ from django.conf import settings as django_settings
 
 from tests.reliability.faultproxy import FaultProxy
 from tests.support import (
+    celery_worker_argv,
     free_port,
     loopback_session,
     redis_url_with_db,
     sandbox_consent,
     subprocess_database_url,
+    wait_until_worker_ready,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,39 +204,12 @@ class Procs:
     ) -> subprocess.Popen:
         log = self.tmp_path / f"worker-{name}.log"
         proc = self._spawn(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "gascap",
-                "worker",
-                "-Q",
-                queues,
-                "-P",
-                pool,
-                "-c",
-                str(concurrency),
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-l",
-                "INFO",
-                "-n",
-                f"{name}-{os.getpid()}@localhost",
-            ],
+            celery_worker_argv(name=name, pool=pool, concurrency=concurrency, queues=queues),
             env,
             log,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            text = log.read_text(errors="replace")
-            if " ready." in text:
-                return proc
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{text[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError("worker did not become ready in 60 s")
+        wait_until_worker_ready(proc, log)
+        return proc
 
     def log(self, name: str) -> str:
         path = self.tmp_path / name
