@@ -34,6 +34,24 @@ def redis_url_with_db(db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", ""))
 
 
+def pipeline_settled(fetches=None) -> bool:  # type: ignore[no-untyped-def]
+    """The pipeline's work started and ended: at least one notification arrived, none is
+    waiting, fetches exist (`fetches`, a queryset, or all of them) and none is open.
+
+    Read in this order, each in one query: a notification's fetch rows commit in the same
+    transaction that marks it PROCESSED, so once no notification is waiting, every fetch it
+    made is visible. Read the other way round, "no open fetch" can be seen before that commit
+    and "no notification waiting" after it: a PENDING fetch taken for settled under load."""
+    from ingest.models import Fetch, Notification
+
+    statuses = list(Notification.objects.values_list("status", flat=True))
+    waiting = {Notification.Status.RECEIVED, Notification.Status.PROCESSING}
+    if not statuses or waiting.intersection(statuses):
+        return False
+    rows = list((Fetch.objects.all() if fetches is None else fetches).values_list("status"))
+    return bool(rows) and not set(Fetch.OPEN_STATUSES).intersection(s for (s,) in rows)
+
+
 def subprocess_database_url() -> str:
     """The database pytest-django created (its NAME is rewritten at run time), as a URL a
     subprocess can be given."""

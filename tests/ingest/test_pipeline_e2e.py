@@ -25,6 +25,7 @@ from tests.ingest.conftest import NOTIFY_TOKEN, REPO, worker_log
 from tests.support import (
     free_port,
     loopback_session,
+    pipeline_settled,
     redis_url_with_db,
     sandbox_consent,
     subprocess_database_url,
@@ -183,12 +184,7 @@ def _fetches(stack: Stack):  # type: ignore[no-untyped-def]
 
 
 def _settled(stack: Stack) -> bool:
-    mine = _fetches(stack)
-    open_fetches = mine.filter(status__in=Fetch.OPEN_STATUSES).exists()
-    waiting = Notification.objects.filter(
-        status__in=[Notification.Status.RECEIVED, Notification.Status.PROCESSING]
-    ).exists()
-    return mine.exists() and not open_fetches and not waiting
+    return pipeline_settled(_fetches(stack))
 
 
 def test_notification_to_readings_exactly_once(stack):

@@ -18,18 +18,11 @@ from django.utils import timezone
 from ingest.models import Fetch, Notification
 from ingest.sweeper import stuck_sweep
 from tests.reliability.conftest import NOTIFY_TOKEN, batchlist, http, wait_for
+from tests.support import pipeline_settled
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 DEADLINE = 2.5  # seconds per delivery while the broker is down
-
-
-def _all_processed() -> bool:
-    open_fetches = Fetch.objects.filter(status__in=Fetch.OPEN_STATUSES).exists()
-    waiting = Notification.objects.filter(
-        status__in=[Notification.Status.RECEIVED, Notification.Status.PROCESSING]
-    ).exists()
-    return not open_fetches and not waiting
 
 
 @pytest.mark.timeout(60)
@@ -63,7 +56,7 @@ def test_broker_down_at_receipt_loses_nothing(stack, redis_proxy, redis_db, proc
     redis_proxy.set_mode("pass")
     report = stuck_sweep(now=timezone.now(), age_seconds=0)
     assert report.notifications == 20
-    wait_for(_all_processed, timeout=40, what="all 20 notifications and their fetches")
+    wait_for(pipeline_settled, timeout=40, what="all 20 notifications and their fetches")
     assert Notification.objects.filter(status=Notification.Status.PROCESSED).count() == 20
     fetches = Fetch.objects.all()
     assert fetches.count() == 20
