@@ -2,7 +2,7 @@
 
 Token columns are never shown, editable or exported: they are `editable=False` on the models
 (so no admin form includes them) and no list, readonly field or inline names them
-(reliability R8, test 52). Actions call one service each; data requests go by task name.
+(docs/reliability.md R8, test 52). Actions call one service each; data requests go by task name.
 Every action needs `customers.change_authorization` and writes a LogEntry per row (what was
 done, never a token). A consent's usage points show the data received for each, linking to
 ingest's usage point page (looked up by app label: customers does not import ingest).
@@ -112,7 +112,8 @@ def data_coverage(obj: SubscriptionUsagePoint) -> str:
     subscription_id = obj.authorization.subscription_id
     if not subscription_id:
         return "-"
-    # ingest's UsagePoint self href ends `/Subscription/{SID}/UsagePoint/{UPID}` (pge-smd.md).
+    # ingest's UsagePoint self href ends `/Subscription/{SID}/UsagePoint/{UPID}`
+    # (docs/pge-protocol.md).
     suffix = f"/Subscription/{subscription_id}/UsagePoint/{obj.usage_point_id}"
     point = (
         apps.get_model("ingest", "UsagePoint")
@@ -184,7 +185,7 @@ class AuthorizationAdmin(admin.ModelAdmin):
 
     @admin.display(description="PG&E status", ordering="pge_status")
     def pge_status_label(self, obj: Authorization) -> str:
-        # PG&E's Authorization resource status (pge-smd.md): 0 revoked, 1 active, 2 denied.
+        # PG&E's Authorization status (docs/pge-protocol.md): 0 revoked, 1 active, 2 denied.
         if obj.pge_status is None:
             return "-"
         label = PGE_STATUSES.get(obj.pge_status)

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 Status = Authorization.Status
 
-# PG&E's Authorization `status` (pge-smd.md, Data APIs): 0 revoked, 1 active, 2 denied.
+# PG&E's Authorization `status` (docs/pge-protocol.md, Data APIs): 0 revoked, 1 active, 2 denied.
 PGE_REVOKED, PGE_ACTIVE, PGE_DENIED = 0, 1, 2
 
 
@@ -65,7 +65,7 @@ def authorization_apply_info(
     if info.authorization_uri:
         authorization.authorization_uri = info.authorization_uri
     authorization.pge_status = info.status
-    # PG&E's status: 0 revoked, 1 active, 2 denied (pge-smd.md, Authorization).
+    # PG&E's status: 0 revoked, 1 active, 2 denied (docs/pge-protocol.md, Authorization).
     if info.status in (PGE_REVOKED, PGE_DENIED) and authorization.status != Status.REVOKED:
         authorization.status = Status.REVOKED
         authorization.tokens_erase()

@@ -1,4 +1,4 @@
-"""System checks for the token encryption keys (reliability R6, test 57)."""
+"""System checks for the token encryption keys (docs/reliability.md R6, test 57)."""
 
 from __future__ import annotations
 

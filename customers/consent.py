@@ -115,7 +115,7 @@ def authorization_fetch_after_consent(
 ) -> bool:
     """Read PG&E's Authorization resource for a fresh consent and apply it.
 
-    PG&E sometimes does not show the Authorization right after the exchange (pge-smd.md,
+    PG&E sometimes does not show the Authorization right after the exchange (docs/pge-protocol.md,
     "Code exchange"): retry a few times a few seconds apart. When it never appears the consent
     still stands; the row says why and the daily poll fills the details. Returns True when
     applied.

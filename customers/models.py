@@ -20,7 +20,7 @@ class TokenCarrier(models.Model):
     """A row with encrypted token columns bound to it (Authorization, ClientToken)."""
 
     # Part of every ciphertext's authenticated payload: copying a ciphertext into another row
-    # fails to decrypt (reliability test 51). Never changes once the row exists.
+    # fails to decrypt (docs/reliability.md test 51). Never changes once the row exists.
     token_binding = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
 
     class Meta:
@@ -69,7 +69,7 @@ class AuthorizationStatus(models.TextChoices):
 
 class Authorization(TokenCarrier):
     """One consent at PG&E: subscription id = authorization id = retail customer id
-    (pge-smd.md, code exchange), its scope and periods, and the customer's tokens."""
+    (docs/pge-protocol.md, code exchange), its scope and periods, and the customer's tokens."""
 
     Status = AuthorizationStatus
 

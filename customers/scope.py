@@ -1,4 +1,4 @@
-"""PG&E's scope string in words for operators (pge-smd.md: FB numbers are ESPI function
+"""PG&E's scope string in words for operators (docs/pge-protocol.md: FB numbers are ESPI function
 blocks; `IntervalDuration` seconds; `HistoryLength` seconds)."""
 
 from __future__ import annotations

@@ -4,11 +4,11 @@ re-consent, revocation, the daily Authorization poll, and the first-data-request
 Contract used by ingest (docs/architecture.md): `access_token_for_subscription`,
 `client_access_token`, `authorization_report_forbidden`, `AuthorizationUnavailable`.
 
-Rules (reliability R6, tests 54-56):
+Rules (docs/reliability.md R6, tests 54-56):
 - Refresh holds `SELECT ... FOR UPDATE` on the authorization and re-checks the expiry after the
   lock, so of many workers that found the token expired only the first calls PG&E; the rest
   read the token it stored. PG&E may rotate the refresh token; when it returns none the old
-  one is kept (pge-smd.md, "Refresh").
+  one is kept (docs/pge-protocol.md, "Refresh").
 - `invalid_grant` (the consent is gone at PG&E) or a 403 with a freshly refreshed token move
   the authorization to NEEDS_RECONSENT, record why on the row and log one error: no retry loop.
 - Tokens never appear in logs, exception messages or task arguments.
@@ -281,7 +281,7 @@ def subscription_request_enqueue(*, authorization_id: int) -> None:
     transaction.on_commit(publish)
 
 
-# ServiceCategory/kind codes (espi-model.md §4.1): 0 electricity, 1 gas. PG&E's Authorization
+# ServiceCategory/kind codes (docs/espi-model.md §4.1): 0 electricity, 1 gas. PG&E's Authorization
 # resource names the subscription, not its usage points' kinds (often not even the usage
 # points), so rows start as "other" or are missing until data arrives.
 _ESPI_SERVICE_KINDS = {

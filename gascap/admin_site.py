@@ -1,7 +1,7 @@
 """The operators' admin site: a second factor (django-otp TOTP) when
 `GASCAP_ADMIN_REQUIRE_OTP` is true, and the log line of a brute-force lockout (django-axes).
 
-The admin holds every customer's consent and their data (reliability R8, tests 58-59), so a
+The admin holds every customer's consent and their data (docs/reliability.md R8, tests 58-59), so a
 stolen or guessed password alone must not open it. `GascapAdminSite` is the class of
 `admin.site` (see `gascap.apps.GascapAdminConfig`): every model registered anywhere lands
 on it. With OTP required, a user counts as staff only once a confirmed device verified a

@@ -1,11 +1,11 @@
 """Request-wide display and browser-security concerns: the operators' admin shows PG&E's local
 time, and every response carries a Content-Security-Policy unless its view set one.
 
-PG&E's days are Pacific days (pge-smd.md): an interval starting 07:00Z on a winter day is the
-first hour of that Pacific day. The database and `TIME_ZONE` stay UTC; only admin pages render
+PG&E's days are Pacific days (docs/pge-protocol.md): an interval starting 07:00Z on a winter day is
+the first hour of that Pacific day. The database and `TIME_ZONE` stay UTC; only admin pages render
 in `GASCAP_LOCAL_TIME_ZONE`, and the admin header says which zone it shows.
 
-The policy (reliability test 57) allows nothing from other origins. Django's admin needs no
+The policy (docs/reliability.md test 57) allows nothing from other origins. Django's admin needs no
 inline script (its JSON data blocks are not executed); inline `style` attributes and the
 consent page's `<style>` need `'unsafe-inline'` for styles only. `frame-ancestors 'none'`
 matches `X_FRAME_OPTIONS = "DENY"` for browsers that prefer CSP. The policy is the setting

@@ -1,6 +1,6 @@
 """ingest's admin for the reading storage: usage points (with their subscription, customer
 and data coverage), series, reading types and revisions, all read-only. ESPI codes show in
-words as "label (code)" (`gascap.pge.espi_types`, espi-model.md §4: the enumerations are open,
+words as "label (code)" (`gascap.pge.espi_types`, docs/espi-model.md §4: the enumerations are open,
 so unknown codes show as the number) and times in PG&E's local zone (`gascap.middleware`).
 Registered by `ingest.admin`, which holds the pipeline records' admin."""
 

@@ -1,4 +1,4 @@
-"""Retry delays: capped exponential backoff with full jitter (reliability R5, test 37).
+"""Retry delays: capped exponential backoff with full jitter (docs/reliability.md R5, test 37).
 
 Full jitter (a uniform draw in [0, min(cap, base * 2**n)]) spreads the retries of many
 fetches that failed together (a PG&E 503 burst) instead of sending them back in lock-step

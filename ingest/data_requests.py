@@ -3,8 +3,8 @@ the daily request (per subscription, or one Bulk request), and the gap audit, wh
 missing intervals into synchronous UsagePoint fetches for exactly the missing days.
 
 Windows are at most `GASCAP_INGEST_REQUEST_MAX_DAYS` (~30) per call: integrators ask for no
-more per request and pause between calls (pge-smd.md, "Data APIs"); each call takes a slot of
-the shared rate limiter.
+more per request and pause between calls (docs/pge-protocol.md, "Data APIs"); each call takes a
+slot of the shared rate limiter.
 """
 
 from __future__ import annotations

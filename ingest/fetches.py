@@ -2,9 +2,9 @@
 attempt row per HTTP call), import the document, fetch the ReadingTypes it lacked, and record
 the outcome — retry transient failures with backoff, fail permanent ones once.
 
-Safe to run twice (reliability R5): the row is claimed with one conditional UPDATE, so a second
-delivery of the same work finds it RUNNING and leaves; a redelivery of the *same* message (its
-worker died: late ack + reject on worker lost) may take it over; the attempt counter is
+Safe to run twice (docs/reliability.md R5): the row is claimed with one conditional UPDATE, so a
+second delivery of the same work finds it RUNNING and leaves; a redelivery of the *same* message
+(its worker died: late ack + reject on worker lost) may take it over; the attempt counter is
 committed at claim time, and past the poison limit the row is POISONED instead of run.
 """
 
@@ -153,8 +153,8 @@ def _http_get(fetch: Fetch, *, url: str, token: str):  # type: ignore[no-untyped
 
 
 def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ignore[no-untyped-def]
-    """GET `url`; on 401/403 refresh the token once and retry once (pge-smd.md: PG&E signals
-    an expired token with 403), then report the authorization and stop."""
+    """GET `url`; on 401/403 refresh the token once and retry once (docs/pge-protocol.md: PG&E
+    signals an expired token with 403), then report the authorization and stop."""
     token = _token(fetch, now=now)
     try:
         return _http_get(fetch, url=url, token=token)
@@ -174,7 +174,7 @@ def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ign
         raise _Failed("forbidden", _excerpt(second)) from None
 
 
-# A UsagePoint's self href is `.../Subscription/{SID}/UsagePoint/{UPID}` (pge-smd.md).
+# A UsagePoint's self href is `.../Subscription/{SID}/UsagePoint/{UPID}` (docs/pge-protocol.md).
 _SUBSCRIPTION_USAGE_POINT = re.compile(r"/Subscription/([^/]+)/UsagePoint/([^/?#]+)")
 
 

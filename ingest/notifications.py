@@ -1,8 +1,8 @@
 """Notifications: receipt (the webhook's write), and processing a stored BatchList into fetch
 rows. Both are services the webhook, the tasks, the sweeper and the admin call.
 
-A notification is an untrusted hint (pge-smd.md, Notifications): receipt only checks that the
-body is a BatchList without a DTD and stores it; processing checks every resource URL against
+A notification is an untrusted hint (docs/pge-protocol.md, Notifications): receipt only checks that
+the body is a BatchList without a DTD and stores it; processing checks every resource URL against
 PG&E's API base before a fetch row may exist for it, and coalesces URLs already being fetched.
 """
 
@@ -38,7 +38,7 @@ class NotificationBodyRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        # Too many resources is a size problem (reliability test 10); everything else is 400.
+        # Too many resources is a size problem (docs/reliability.md test 10); the rest: 400.
         self.http_status = 413 if reason == "too_many" else 400
 
 
@@ -61,7 +61,7 @@ def notification_body_check(*, body: bytes) -> list[str]:
 
 def notification_enqueue(*, notification_id: int) -> bool:
     """Publish `ingest.notification_process`. A broker outage is logged, not raised: the row is
-    committed as RECEIVED and the sweeper re-queues it (reliability test 11)."""
+    committed as RECEIVED and the sweeper re-queues it (docs/reliability.md test 11)."""
     from ingest.tasks import notification_process
 
     try:
@@ -122,7 +122,7 @@ def notification_receive(
 def notification_reject(
     *, body: bytes, headers: dict[str, str], remote_addr: str | None, reason: str, now: datetime
 ) -> Notification:
-    """Record a refused delivery: hash, first 4 KiB and reason only (reliability test 5)."""
+    """Record a refused delivery: hash, first 4 KiB and reason only (docs/reliability.md test 5)."""
     return Notification.objects.create(
         status=Notification.Status.REJECTED,
         received_at=now,
@@ -160,8 +160,8 @@ def fetch_open_or_create(
     notification: Notification | None = None,
     parent: Fetch | None = None,
 ) -> tuple[Fetch, bool]:
-    """The open fetch for `url`, or a recent successful one (coalescing, reliability R2), or a
-    new PENDING row. Returns (fetch, created). Safe against a concurrent creator."""
+    """The open fetch for `url`, or a recent successful one (coalescing, docs/reliability.md R2),
+    or a new PENDING row. Returns (fetch, created). Safe against a concurrent creator."""
     digest = _sha256(url.encode("utf-8"))
     window = timedelta(seconds=int(settings.GASCAP_NOTIFY_DUPLICATE_WINDOW))
     recent = Q(status__in=Fetch.OPEN_STATUSES) | Q(

@@ -3,7 +3,7 @@
 The allow-list itself is the client's (`gascap.pge.urls.UrlPolicy`: scheme, host, port and
 path prefix of the configured API base, no userinfo or encoding tricks). On top of it, a URL
 from a notification must name a resource kind we know how to authenticate: the token is chosen
-strictly by the authorization the URL names (reliability R2, threat T3) — `Batch/Bulk/{id}`
+strictly by the authorization the URL names (docs/reliability.md R2, threat T3) — `Batch/Bulk/{id}`
 with the client token, `Batch/Subscription/{SID}` with that subscription's customer token.
 """
 

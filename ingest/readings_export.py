@@ -3,7 +3,7 @@
 One row per stored reading, ordered by usage point, meter reading, start. Values are exact
 decimals in the series' unit (value x 10^powerOfTenMultiplier); a series whose ReadingType is
 still missing exports its raw integer with an empty unit. Cost is the exact currency amount
-(PG&E sends 10^-5 units, espi-model.md §6).
+(PG&E sends 10^-5 units, docs/espi-model.md §6).
 """
 
 from __future__ import annotations

@@ -3,15 +3,15 @@
 
 Both paths stream the parsed rows into a temporary table keyed by the block they came in
 (a block's series is known only once the whole document has been read: entry order is
-arbitrary, espi-model.md §3), then merge in set-based SQL:
+arbitrary, docs/espi-model.md §3), then merge in set-based SQL:
 
 - duplicates inside the document (PG&E repeats blocks and whole days) collapse, last one wins;
 - rows identical to the stored reading are filtered out before the write, so an unchanged
   re-import writes no row at all (not even a row lock);
 - new keys are inserted, changed ones updated in place (value, quality or cost), and the
-  previous values appended to `ingest_readingrevision` (reliability R4);
+  previous values appended to `ingest_readingrevision` (docs/reliability.md R4);
 - two imports touching the same series serialise on per-series advisory locks taken in
-  sorted order (no deadlock, reliability test 46; SQLite has one writer at a time anyway).
+  sorted order (no deadlock, docs/reliability.md test 46; SQLite has one writer at a time anyway).
 
 PostgreSQL: `COPY` into a `TEMP` table, then one statement whose CTEs insert the new keys,
 update the changed ones and write revisions from the old values they saw. SQLite:

@@ -2,7 +2,7 @@
 idempotently by `manage.py ensure_schedules` (which `make run` runs).
 
 A schedule that already exists is left as the operator edited it: only missing rows are made.
-Daily jobs run on Pacific time, PG&E's day (pge-smd.md: data is grouped by local day).
+Daily jobs run on Pacific time, PG&E's day (docs/pge-protocol.md: data is grouped by local day).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The sweeper: re-queue work the broker lost (reliability R5, tests 11 and 38).
+"""The sweeper: re-queue work the broker lost (docs/reliability.md R5, tests 11 and 38).
 
 The database is the source of truth: a notification left RECEIVED/PROCESSING, or a fetch left
 PENDING/RETRYING/RUNNING, past the sweep age has no live message carrying it (broker outage at

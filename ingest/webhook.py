@@ -1,10 +1,10 @@
 """`POST /pge/notify/<token>/`: the notification webhook and its authentication.
 
 PG&E's BatchList POST is unsigned and PG&E presents no client certificate to receivers
-(pge-smd.md, Notifications), so the request is authenticated cheaply by a secret path
+(docs/pge-protocol.md, Notifications), so the request is authenticated cheaply by a secret path
 segment (several accepted during a rotation) and optionally Basic credentials, both compared
 in constant time. Then: cap the body, refuse DTDs, store the raw body, commit, answer 200
-(reliability R1). Nothing here fetches, parses ESPI or waits on PG&E.
+(docs/reliability.md R1). Nothing here fetches, parses ESPI or waits on PG&E.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def notification_webhook(request: HttpRequest, token: str) -> HttpResponse:
             )
         return _response(rejected.http_status, f"rejected: {rejected.reason}")
     except DatabaseError:
-        # Answer 2xx iff the row is committed (reliability R1): without the database, 503 fast.
+        # Answer 2xx iff the row is committed (docs/reliability.md R1): no database, 503 fast.
         logger.error("notification not stored: database unavailable")
         return _response(503, "temporarily unavailable", Retry_After="30")
     logger.info("notification %s stored (%s)", notification.pk, notification.status)

@@ -1,6 +1,6 @@
 """PG&E-shaped access documents: the Authorization entry and feed (periods in milliseconds,
 like PG&E's 2015 sample), ServiceStatus and the BatchList notification body
-(pge-smd.md "Notifications"). Written as text, like `sandbox.feeds`."""
+(docs/pge-protocol.md "Notifications"). Written as text, like `sandbox.feeds`."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def service_status(*, up: bool) -> bytes:
 
 
 def batchlist(urls: Iterable[str]) -> bytes:
-    """The notification body PG&E POSTs (pge-smd.md "Notifications")."""
+    """The notification body PG&E POSTs (docs/pge-protocol.md "Notifications")."""
     resources = "".join(f"  <ns0:resources>{escape(url)}</ns0:resources>\n" for url in urls)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -1,6 +1,6 @@
 """The resource API under `/GreenButtonConnect/espi/1_1/resource/`: Batch (sync and async),
 the resource URLs named in notifications, single resources, Authorization and
-ReadServiceStatus, with PG&E's token classes (pge-smd.md "Data APIs") and the faults.
+ReadServiceStatus, with PG&E's token classes (docs/pge-protocol.md "Data APIs") and the faults.
 
 Token rules: a customer access token reaches only its own subscription's paths; the client
 token reaches Bulk, Authorization and ReadServiceStatus; anything else is 403, as is an
@@ -260,7 +260,7 @@ def _batch_bulk(app: SandboxApp, request: Request, rel: str) -> Response:
         return _accept_async(app, request, kind="bulk", target=bulk_id, url=hrefs.bulk(bulk_id))
     if not record:
         return text_response(404, "Not Found: unknown correlationID")
-    # Bulk covers every authorized service agreement of the third party (espi-model.md §3).
+    # Bulk covers every authorized service agreement of the third party (docs/espi-model.md §3).
     parts = [FeedPart(c, up) for c in customers_with_consent(app.state) for up in c.usage_points]
     return _feed(app, request, parts, record["published_min"], record["published_max"])
 

@@ -2,7 +2,7 @@
 requires it, and the request record.
 
 PG&E requires the registered client certificate on the token endpoint and on every API
-call, and answers `400 Invalid Certificate` without it (pge-smd.md "Hosts and transport").
+call, and answers `400 Invalid Certificate` without it (docs/pge-protocol.md "Hosts and transport").
 The consent page is a browser page and the control endpoint a local tool: neither needs one.
 """
 

@@ -1,6 +1,6 @@
 """Local certificates for the sandbox's mutual TLS, made with trustme: a CA that signs a
 server certificate (localhost, 127.0.0.1, ::1) and gascap's client certificate, like the
-CA-issued certificate PG&E requires (pge-smd.md "Hosts and transport")."""
+CA-issued certificate PG&E requires (docs/pge-protocol.md "Hosts and transport")."""
 
 from __future__ import annotations
 

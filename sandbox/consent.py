@@ -1,7 +1,7 @@
 """The consent page (`myAuthorization`): a plain HTML page listing the demo customers with
 Approve and Deny, drivable by a script with a form POST (`customer`, `decision`).
 
-As at PG&E (pge-smd.md "OAuth2" step 1): a wrong client id or an unregistered redirect URI
+As at PG&E (docs/pge-protocol.md "OAuth2" step 1): a wrong client id or an unregistered redirect URI
 gives an error page and never a redirect; Approve returns to `redirect_uri?code=...&state=...`,
 Deny to `redirect_uri?error=access_denied&state=...`. No third-party assets.
 """

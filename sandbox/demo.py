@@ -2,7 +2,7 @@
 
 Nothing here resembles a real customer: names say "Demo", ids are derived from a hash of a
 fixed label, so they are stable across runs (gascap and the tests can rely on them) but carry
-no meaning, like PG&E's (espi-model.md §3: ids are opaque).
+no meaning, like PG&E's (docs/espi-model.md §3: ids are opaque).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-# ESPI codes (espi-model.md §4).
+# ESPI codes (docs/espi-model.md §4).
 SERVICE_ELECTRIC = 0
 SERVICE_GAS = 1
 UOM_WH = 72
@@ -58,7 +58,7 @@ class UsagePointSpec:
     service_kind: int
     series: tuple[SeriesSpec, ...]
     # PG&E CMD 2016 split a DST day into two blocks at the transition; SMD 2019 sent one
-    # 23/25-hour block (espi-model.md §5). One demo customer does each.
+    # 23/25-hour block (docs/espi-model.md §5). One demo customer does each.
     split_dst_days: bool = False
 
 
@@ -149,7 +149,7 @@ DEMO_CUSTOMERS: tuple[DemoCustomer, ...] = (
     ),
 )
 
-# The Function-Block scope PG&E grants (pge-smd.md "Scope strings").
+# The Function-Block scope PG&E grants (docs/pge-protocol.md "Scope strings").
 DEFAULT_SCOPE = (
     "FB=1_3_4_5_8_10_13_14_15_18_19_31_32_35_37_38_39_40;IntervalDuration=900_3600_86400;"
     "BlockDuration=Daily;HistoryLength=63072000;SubscriptionFrequency=Daily;AccountCollection=1;"

@@ -5,7 +5,7 @@ Written as text on purpose, not with gascap's XML code: a counterpart that share
 or parser would agree with our bugs. The shape follows PG&E's SMD files
 (pge_smd_2019_*.xml, pge_smd_2020_gas_*.xml): Atom under prefix `ns1`, ESPI under `ns0`,
 re-declared on entries and resources; LocalTimeParameters and ReadingType entries come before
-the UsagePoint (espi-model.md §3). Timestamps and ids derive from the request, never from
+the UsagePoint (docs/espi-model.md §3). Timestamps and ids derive from the request, never from
 the wall clock, so the same request gives the same bytes.
 """
 
@@ -26,7 +26,7 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 LOCAL_TIME_PARAMETERS_ID = "1"
 _ID_NAMESPACE = uuid.UUID("6f3e1c52-6a51-4c55-9a8e-5b1f0d2c7a10")
 
-# PG&E's tou codes and names (espi-model.md §2.1), sent as a ProgramIdMappings entry.
+# PG&E's tou codes and names (docs/espi-model.md §2.1), sent as a ProgramIdMappings entry.
 TOU_NAMES = (
     (1, "SPK", "Summer Peak"),
     (2, "SOP", "Summer Off-Peak"),
@@ -102,7 +102,7 @@ def _fields(resource: str, fields: Iterable[tuple[str, object]], indent: int = 1
 
 
 class Hrefs:
-    """The canonical PG&E URL tree under one API base (espi-model.md §3)."""
+    """The canonical PG&E URL tree under one API base (docs/espi-model.md §3)."""
 
     def __init__(self, api_base: str) -> None:
         self.base = api_base if api_base.endswith("/") else api_base + "/"

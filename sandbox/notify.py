@@ -1,6 +1,6 @@
 """Delivering BatchList notifications to the configured notification URL.
 
-PG&E POSTs the BatchList some time after an asynchronous request (pge-smd.md
+PG&E POSTs the BatchList some time after an asynchronous request (docs/pge-protocol.md
 "Notifications"); the sandbox waits `notify_delay` seconds on a timer thread, can deliver
 twice (`duplicate_notification`) or before answering the request (`notify_before_202`).
 Delivery failures are recorded, never raised: PG&E does not tell the requester either.

@@ -1,6 +1,6 @@
 """The token endpoint: authorization code, refresh and client credentials grants.
 
-Like PG&E (pge-smd.md "OAuth2"): mutual TLS required (`400 Invalid Certificate` without a
+Like PG&E (docs/pge-protocol.md "OAuth2"): mutual TLS required (`400 Invalid Certificate` without a
 client certificate), HTTP Basic client authentication, codes single-use for 600 s and bound
 to their redirect_uri, refresh tokens rotated (the old one stops working), the client
 credentials token answered under `client_access_token`, errors as RFC 6749 JSON.

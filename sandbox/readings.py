@@ -2,7 +2,7 @@
 
 Values come from an RNG seeded by (customer, series, local day), so the same day always has
 the same readings whatever else was asked (same request -> same bytes). Days are Pacific
-local days (PG&E's blocks are one local day, 23 or 25 hours on DST days: espi-model.md §5).
+local days (PG&E's blocks are one local day, 23 or 25 hours on DST days: docs/espi-model.md §5).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sandbox.demo import FLOW_RECEIVED, UOM_THERM, DemoCustomer, SeriesSpec, Usa
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 # PG&E marks recent data 17 (validated) and re-delivers it later as 19 (revenue quality),
-# sometimes with corrected values (espi-model.md §4.8). Days older than this are "final".
+# sometimes with corrected values (docs/espi-model.md §4.8). Days older than this are "final".
 QUALITY_VALIDATED = 17
 QUALITY_REVENUE = 19
 DAYS_UNTIL_REVENUE_QUALITY = 3
@@ -69,7 +69,7 @@ def dst_transition(day: date) -> int | None:
 
 
 def _tou(epoch: int) -> int:
-    """PG&E tou codes (espi-model.md §2.1): peak 16-21 h; summer June-September."""
+    """PG&E tou codes (docs/espi-model.md §2.1): peak 16-21 h; summer June-September."""
     local = datetime.fromtimestamp(epoch, tz=PACIFIC)
     summer = 6 <= local.month <= 9
     peak = 16 <= local.hour < 21

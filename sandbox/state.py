@@ -23,7 +23,8 @@ from typing import Any
 from sandbox.demo import DEFAULT_SCOPE, DEMO_CUSTOMERS, DemoCustomer
 from sandbox.faults import Fault
 
-# PG&E: the authorization code lives about 600 s; access tokens 3600 s (pge-smd.md "OAuth2").
+# PG&E: the authorization code lives about 600 s; access tokens 3600 s
+# (docs/pge-protocol.md "OAuth2").
 CODE_LIFETIME = 600
 ACCESS_TOKEN_LIFETIME = 3600
 CLIENT_TOKEN_LIFETIME = 3600
@@ -153,7 +154,7 @@ class SandboxState:
 
     def authorization_grant(self, *, subscription_id: str) -> None:
         """Active consent for a customer. Re-authorization by the same customer cancels the
-        old tokens at PG&E (pge-smd.md "OAuth2"), so they are revoked here too."""
+        old tokens at PG&E (docs/pge-protocol.md "OAuth2"), so they are revoked here too."""
         now = self.clock()
         with self._lock:
             self._revoke_tokens(subscription_id)

@@ -2,8 +2,8 @@
 
 PG&E's errors are RFC 6749 JSON (`{"error": "invalid_request", "error_description": ...}`)
 with 400; the token test endpoint has been seen answering XML; a wrong or missing client
-certificate answers `400` with the text `Invalid Certificate` (pge-smd.md). 401/403 mean an
-expired token, a token of the wrong class or data outside the scope; 429 and 5xx are worth a
+certificate answers `400` with the text `Invalid Certificate` (docs/pge-protocol.md). 401/403 mean
+an expired token, a token of the wrong class or data outside the scope; 429 and 5xx are worth a
 retry later.
 """
 

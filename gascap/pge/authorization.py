@@ -3,7 +3,7 @@
 An Atom `entry` (or a `feed` of them) whose content is an ESPI `Authorization`: `status`
 (0 revoked, 1 active, 2 denied), `authorizedPeriod`, `publishedPeriod`, `expires_at`, `scope`,
 `resourceURI`, `authorizationURI`. PG&E's 2015 sample gives the periods in **milliseconds**
-(espi-model.md §2.2), so every instant is normalised: a value above 10**11 is milliseconds.
+(docs/espi-model.md §2.2), so every instant is normalised: a value above 10**11 is milliseconds.
 Elements are matched by namespace URI, never by prefix (PG&E has changed prefixes).
 """
 

@@ -1,6 +1,6 @@
 """PG&E's notification body, an ESPI `BatchList`, parsed into the resource URLs it names.
 
-The body is unsigned and untrusted (pge-smd.md, "Notifications"): it is parsed with the
+The body is unsigned and untrusted (docs/pge-protocol.md, "Notifications"): it is parsed with the
 defusedxml parser of `safexml` (a DTD is refused before anything expands), the list is capped,
 and the URLs are only *returned* — checking them against the allow-list and skipping
 placeholder correlation ids is the pipeline's job (`is_placeholder_correlation` helps).
@@ -20,7 +20,7 @@ ESPI = "http://naesb.org/espi"
 BATCHLIST_TAG = f"{{{ESPI}}}BatchList"
 RESOURCE_TAGS = (f"{{{ESPI}}}resources", f"{{{ESPI}}}resource")
 DEFAULT_MAX_RESOURCES = 500
-# PG&E's resource URLs are ~150 characters. A longer one is hostile (reliability test 18: a
+# PG&E's resource URLs are ~150 characters. A longer one is hostile (docs/reliability.md test 18: a
 # 30 MB text node came back as one 30 MB "URL" headed for the fetch table): refused.
 MAX_URL_LENGTH = 4096
 

@@ -1,8 +1,8 @@
 """`PgeClient`, the typed core every PG&E call goes through (the seed SDK in `sdk.py` is a thin
 layer over it).
 
-Endpoints (pge-smd.md): the consent redirect, the token endpoint (authorization code, refresh,
-client credentials; HTTP Basic client authentication, form body), the Batch APIs
+Endpoints (docs/pge-protocol.md): the consent redirect, the token endpoint (authorization code,
+refresh, client credentials; HTTP Basic client authentication, form body), the Batch APIs
 (Subscription sync/async, Bulk), GET of any resource URL a notification names, the
 Authorization resource (GET/DELETE) and ReadServiceStatus. All network use goes through
 `transport.Transport`: allow-list, mutual TLS, timeouts, no redirects, decoded-byte cap.

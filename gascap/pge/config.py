@@ -1,8 +1,8 @@
 """The PG&E client's configuration: one frozen value that callers build and pass in.
 
 `gascap.pge` reads nothing from Django settings; the Django side builds a `PgeConfig` in
-`gascap.pge_settings`. QA and production differ only by these values (pge-smd.md, "Hosts and
-transport").
+`gascap.pge_settings`. QA and production differ only by these values (docs/pge-protocol.md, "Hosts
+and transport").
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-# PG&E production (pge-smd.md). QA is the same paths on apiqa.pge.com / sharemydataqa.
+# PG&E production (docs/pge-protocol.md). QA is the same paths on apiqa.pge.com / sharemydataqa.
 PGE_PRODUCTION_API_BASE = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
 PGE_PRODUCTION_TOKEN_URL = "https://api.pge.com/datacustodian/oauth/v2/token"  # noqa: S105 (a URL)
 PGE_PRODUCTION_AUTHORIZE_URL = "https://sharemydata.pge.com/myAuthorization"

@@ -3,7 +3,7 @@ resources collected and linked after the document ends.
 
 Memory stays flat whatever the document size: readings are cleared as soon as they are read
 and consumed siblings are deleted, so a 800 MB feed never becomes a tree. Elements are matched
-by `{namespace}localname`, never by prefix (PG&E has changed its prefixes, espi-model.md §1.2).
+by `{namespace}localname`, never by prefix (PG&E has changed its prefixes, docs/espi-model.md §1.2).
 A `feed` or a single `entry` root, a UTF-8 BOM, stray text, unknown elements and codes are
 accepted. The XML parser itself comes from `gascap.pge.safexml` (R3: DOCTYPE refused, no
 entities, no network); every malformed or hostile input raises `EspiRejected` (that module's
@@ -127,7 +127,7 @@ def _start(text: str | None, element: etree._Element) -> int | Decimal | None:
     if not text:
         return None
     try:
-        # Eversource writes a fractional epoch (espi-model.md §5): keep it exactly.
+        # Eversource writes a fractional epoch (docs/espi-model.md §5): keep it exactly.
         value = Decimal(text)
     except InvalidOperation:
         raise EspiRejected(
@@ -521,7 +521,7 @@ class EspiStream:
             commodity=_code(data, "commodity", low=CODE_MIN, high=CODE_MAX),
             tariff_profile=_text(data, "tariffProfile"),
             read_cycle=_text(data, "readCycle"),
-            # PG&E sends statusTimeStamp in milliseconds (espi-model.md §5): kept as sent.
+            # PG&E sends statusTimeStamp in milliseconds (docs/espi-model.md §5): kept as sent.
             status_timestamp=_code(data, "statusTimeStamp"),
             overall_consumption=_measurement(data.get("overallConsumptionLastPeriod")),
             line_items=line_items,

@@ -2,7 +2,7 @@
 and reading type each IntervalBlock's readings belong to.
 
 ESPI has no foreign keys, only Atom `self` / `up` / `related` hrefs, in any entry order, and
-real producers bend them (espi-model.md §3): relative hrefs, no `up` link (Opower), a
+real producers bend them (docs/espi-model.md §3): relative hrefs, no `up` link (Opower), a
 MeterReading whose `related` names one block, a UsagePoint under `BillingAccount/…` whose
 MeterReadings are under `User/…`. Exact href matches come first, then those fallbacks.
 """

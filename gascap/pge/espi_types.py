@@ -4,10 +4,10 @@ Interval readings are not here: they stream out of `gascap.pge.espi` as plain tu
 `ReadingRow`) because a 100-customer-year feed holds 3.5 million of them. Everything else in a
 document (UsagePoints, MeterReadings, ReadingTypes, LocalTimeParameters, summaries) is small,
 is collected whole and resolved after the document ends, whatever the entry order
-(espi-model.md §3).
+(docs/espi-model.md §3).
 
 Every code is kept as the raw integer PG&E sent: the ESPI enumerations are open
-(espi-model.md §4; PG&E gas uses a powerOfTenMultiplier of -8, which no table names).
+(docs/espi-model.md §4; PG&E gas uses a powerOfTenMultiplier of -8, which no table names).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ReadingRow = tuple[
     int | Decimal, int, int, int | None, int | None, int | None, int | None, int | None
 ]
 
-# ServiceCategory/kind: electricity is kind 0 but commodity 1 (espi-model.md §4.1).
+# ServiceCategory/kind: electricity is kind 0 but commodity 1 (docs/espi-model.md §4.1).
 SERVICE_KINDS = {0: "electricity", 1: "gas", 2: "water", 3: "time", 4: "heat", 7: "rates"}
 UOM_LABELS = {
     0: "",
@@ -50,7 +50,7 @@ UOM_LABELS = {
 }
 FLOW_DIRECTIONS = {0: "n/a", 1: "delivered", 4: "net", 19: "received", 20: "total"}
 COMMODITIES = {0: "n/a", 1: "electricity", 2: "electricity primary", 7: "natural gas", 9: "water"}
-# UnitMultiplierKind (espi-model.md §4.3): open, PG&E gas sends -8, which has no name.
+# UnitMultiplierKind (docs/espi-model.md §4.3): open, PG&E gas sends -8, which has no name.
 MULTIPLIERS = {
     -12: "pico",
     -9: "nano",
@@ -302,7 +302,7 @@ class BlockRef:
     @property
     def meter_reading_href(self) -> str | None:
         # `up` is `{MeterReading self}/IntervalBlock`; without it (Opower) the block's self
-        # href minus its last segment gives the same collection (espi-model.md §3).
+        # href minus its last segment gives the same collection (docs/espi-model.md §3).
         collection = self.links.up_href
         if not collection and self.links.self_href:
             collection = self.links.self_href.rstrip("/").rsplit("/", 1)[0]

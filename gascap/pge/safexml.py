@@ -37,7 +37,7 @@ HARDENED_LXML_OPTIONS: dict[str, Any] = {
 
 # libxml2 (without huge_tree) caps depth at 256 and text nodes at 10 MB but has no cap on the
 # attributes of one element; expat has none either. ESPI, Atom and BatchList elements carry a
-# handful (href, rel, xsi:type), so an element with more is hostile (reliability test 18: a
+# handful (href, rel, xsi:type), so an element with more is hostile (docs/reliability.md test 18: a
 # 100,000-attribute element must be refused, not accepted).
 MAX_ATTRIBUTES = 256
 

@@ -3,7 +3,7 @@
 PG&E answers JSON (`access_token`, `refresh_token`, `token_type`, `expires_in` 3600, `scope`,
 `resourceURI`, `authorizationURI`); the client-credentials grant puts the token under
 `client_access_token` instead, normalised here into `access_token`. The test endpoint has
-been seen answering XML, so the body is parsed by content type (pge-smd.md, "OAuth2").
+been seen answering XML, so the body is parsed by content type (docs/pge-protocol.md, "OAuth2").
 """
 
 from __future__ import annotations

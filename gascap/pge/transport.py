@@ -240,7 +240,7 @@ class Transport:
 
         try:
             if 300 <= response.status_code < 400:
-                # Never followed: the Location may point anywhere (reliability test 24).
+                # Never followed: the Location may point anywhere (docs/reliability.md test 24).
                 raise PgePermanentError(
                     f"{host} answered {response.status_code} with a redirect; not followed",
                     status=response.status_code,

@@ -1,6 +1,6 @@
 """The URL allow-list and PG&E's query-parameter formats.
 
-A bearer token is only ever sent to PG&E's configured API base or token URL (reliability R2,
+A bearer token is only ever sent to PG&E's configured API base or token URL (docs/reliability.md R2,
 threat T2): a notification is an unsigned hint, so every URL in it is checked here before any
 network use. The rule, applied to the URL *as written* (no lenient normalisation that an
 attacker could steer):
@@ -14,7 +14,7 @@ attacker could steer):
   segments, starting with the configured API base path, or equal to the token URL path.
 
 `published-min`/`published-max` are formatted here too, in one place: PG&E's clients send
-integer epoch seconds (pge-smd.md, "Data APIs").
+integer epoch seconds (docs/pge-protocol.md, "Data APIs").
 """
 
 from __future__ import annotations

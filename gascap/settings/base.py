@@ -73,14 +73,15 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'gascap.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Fail fast when PostgreSQL is down, so the webhook answers 503 quickly (reliability test 4).
+    # Fail fast when PostgreSQL is down, so the webhook answers 503 quickly (docs/reliability.md
+    # test 4).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("GASCAP_DB_CONNECT_TIMEOUT", default=2)
     )
     # A fresh connection per request by default: connect_timeout bounds only the connect, and
     # psycopg has no client-side read timeout, so a persistent connection to a frozen server
     # (SIGSTOP, VM pause) hung the webhook's first query until gunicorn killed the worker at
-    # 30 s instead of a 503 (reliability test 4, tests/reliability/test_db_down.py). A
+    # 30 s instead of a 503 (docs/reliability.md test 4, tests/reliability/test_db_down.py). A
     # loopback/LAN connect costs a few ms; raise it only behind a pooler that fails fast.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("GASCAP_DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -132,7 +133,7 @@ else:
     # A broker that needs no server: kombu's filesystem transport (embedded default).
     CELERY_BROKER_URL = "filesystem://"
 # Redis redelivers an unacked message after this many seconds; every time limit stays below it
-# so a running task is never handed to a second worker (reliability test 32).
+# so a running task is never handed to a second worker (docs/reliability.md test 32).
 CELERY_VISIBILITY_TIMEOUT = env.int("GASCAP_CELERY_VISIBILITY_TIMEOUT", default=7200)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("GASCAP_CELERY_SOFT_TIME_LIMIT", default=1500)
 CELERY_TASK_TIME_LIMIT = env.int("GASCAP_CELERY_TIME_LIMIT", default=1800)
@@ -154,7 +155,7 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 # At-least-once delivery: ack after the task ran, requeue when the worker process dies, and
-# take one message at a time so a dead worker strands at most one (reliability R5).
+# take one message at a time so a dead worker strands at most one (docs/reliability.md R5).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -163,7 +164,7 @@ CELERY_TASK_QUEUES_NAMES = ("default", "ingest", "pge_fetch")
 CELERY_TASK_CREATE_MISSING_QUEUES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must not hang a web request when the broker is down: the row is already
-# committed and the sweeper re-queues it (reliability test 11).
+# committed and the sweeper re-queues it (docs/reliability.md test 11).
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("GASCAP_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
@@ -180,13 +181,13 @@ if REDIS_URL:
         "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
         "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
         # Bounds every synchronous Redis command, a publish included: with 10 s a silent
-        # broker (SIGSTOP, blackhole) held each webhook request 10 s (reliability test 11,
+        # broker (SIGSTOP, blackhole) held each webhook request 10 s (docs/reliability.md test 11,
         # tests/reliability/test_broker_down.py). Redis answers in well under a millisecond;
         # the worker's BRPOP runs on the event loop and is not subject to it.
         "socket_timeout": env.float("GASCAP_BROKER_SOCKET_TIMEOUT", default=1.5),
         # kombu re-tries the *connect* of a publish (Connection.default_channel) for up to the
         # connect timeout, 2 s apart: a cold web worker facing a silent broker took 5 s.
-        # One attempt, then the caller logs and the sweeper re-queues (reliability R5). The
+        # One attempt, then the caller logs and the sweeper re-queues (docs/reliability.md R5). The
         # worker's consumer reconnects with its own retry settings (broker_connection_*).
         "max_retries": 0,
     }
@@ -203,7 +204,7 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # --- PG&E ----------------------------------------------------------------------------------
-# QA and production are configuration, not code (see pge-smd.md "Hosts and transport").
+# QA and production are configuration, not code (see docs/pge-protocol.md "Hosts and transport").
 GASCAP_PGE_API_BASE = env.str(
     "GASCAP_PGE_API_BASE", default="https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
 )
@@ -298,7 +299,7 @@ GASCAP_SANDBOX_EXTRA_REDIRECT_URIS = env.list("GASCAP_SANDBOX_EXTRA_REDIRECT_URI
 GASCAP_INGEST_WORK_MEM = env.str("GASCAP_INGEST_WORK_MEM", default="128MB")
 
 # --- Operators' admin and browser security headers (gascap/middleware.py) ----------------
-# Content-Security-Policy on every response whose view set none (reliability test 57).
+# Content-Security-Policy on every response whose view set none (docs/reliability.md test 57).
 # Django's admin needs no inline script; inline styles (status colours, the consent page) do.
 GASCAP_CONTENT_SECURITY_POLICY = env.str(
     "GASCAP_CONTENT_SECURITY_POLICY",
@@ -310,7 +311,7 @@ GASCAP_CONTENT_SECURITY_POLICY = env.str(
 )
 
 # --- Operator accounts: OTP for the admin, brute-force lockout (gascap/admin_site.py) -----
-# Reliability R8 / tests 58-59: the admin holds every customer's consent and data.
+# docs/reliability.md R8 / tests 58-59: the admin holds every customer's consent and data.
 # The admin app is swapped for gascap's AdminConfig, whose default site (GascapAdminSite)
 # requires a verified django-otp device when GASCAP_ADMIN_REQUIRE_OTP is true; every
 # existing `@admin.register` still lands on `admin.site`, which is that site.

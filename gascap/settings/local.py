@@ -42,5 +42,5 @@ GASCAP_SANDBOX_NOTIFY_URL = env.str(
 )
 
 # Operators' admin: a plain password login for `make run` / `make demo` (the admin header
-# says so). Production keeps the base default, OTP required (reliability test 58).
+# says so). Production keeps the base default, OTP required (docs/reliability.md test 58).
 GASCAP_ADMIN_REQUIRE_OTP = env.bool("GASCAP_ADMIN_REQUIRE_OTP", default=False)

@@ -26,7 +26,7 @@ DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 GASCAP_ADMIN_PATH = env.str("GASCAP_ADMIN_PATH", default="operators/").strip("/") + "/"
-# A verified OTP device for every admin login (reliability R8, test 58); base defaults it on
+# A verified OTP device for every admin login (docs/reliability.md R8, test 58); base defaults it on
 # too, this line keeps a local.py default from ever leaking into production.
 GASCAP_ADMIN_REQUIRE_OTP = env.bool("GASCAP_ADMIN_REQUIRE_OTP", default=True)
 

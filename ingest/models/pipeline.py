@@ -1,6 +1,6 @@
 """The notification pipeline's records: notifications, fetches and their attempts.
 
-The database, not the broker, is the source of truth (reliability R5): every row carries a
+The database, not the broker, is the source of truth (docs/reliability.md R5): every row carries a
 status, an attempt counter and the last error, so a lost message, a killed worker or a broker
 outage leaves a row the sweeper can find and an operator can replay.
 """
@@ -16,8 +16,8 @@ __all__ = ["Fetch", "FetchAttempt", "Notification"]
 class Notification(models.Model):
     """One POST to the notification webhook, stored before anything else happens to it.
 
-    PG&E's BatchList is unsigned and its content type unreliable (pge-smd.md, Notifications):
-    the body is an untrusted hint, kept verbatim so it can be processed again.
+    PG&E's BatchList is unsigned and its content type unreliable (docs/pge-protocol.md,
+    Notifications): the body is an untrusted hint, kept verbatim so it can be processed again.
     """
 
     class Status(models.TextChoices):
@@ -132,7 +132,7 @@ class Fetch(models.Model):
         ordering = ["-created_at", "-id"]
         permissions = [("replay_fetch", "Can replay (re-queue) fetches")]
         constraints = [
-            # Coalescing (reliability R2, test 9): one open fetch per URL, even when two
+            # Coalescing (docs/reliability.md R2, test 9): one open fetch per URL, even when two
             # notifications naming it are processed at the same moment.
             models.UniqueConstraint(
                 fields=["url_sha256"],

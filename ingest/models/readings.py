@@ -3,9 +3,9 @@ revisions and usage summaries.
 
 A series is a MeterReading of a UsagePoint *with its ReadingType*: unit, multiplier and flow
 direction are part of its identity, so delivered (flowDirection 1) and received (19) energy
-never share a series (pge-smd.md, "The data feed"). A reading is unique on (series, start,
+never share a series (docs/pge-protocol.md, "The data feed"). A reading is unique on (series, start,
 duration) and keeps the raw integer PG&E sent; the scaled value is exact (Decimal). Cost is kept
-in 10^-5 of the currency, as sent, whatever the energy multiplier (espi-model.md §6).
+in 10^-5 of the currency, as sent, whatever the energy multiplier (docs/espi-model.md §6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Operators' actions on consents are gated and recorded (reliability test 58): refresh,
+"""Operators' actions on consents are gated and recorded (docs/reliability.md test 58): refresh,
 request data and revoke need `customers.change_authorization` (a forged POST from a viewer
 does nothing) and write a LogEntry naming the operator; a consent's page shows PG&E's status
 in words and the data received for each usage point, linking to it."""

@@ -1,4 +1,4 @@
-"""Revocation from our side and the daily Authorization poll (reliability test 56)."""
+"""Revocation from our side and the daily Authorization poll (docs/reliability.md test 56)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """20 workers find the access token expired at once: exactly one refresh request
-(reliability test 54, threads). Needs PostgreSQL: the row lock is SELECT ... FOR UPDATE."""
+(docs/reliability.md test 54, threads). Needs PostgreSQL: the row lock is SELECT ... FOR UPDATE."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The consent callback's state rules (reliability test 49) and hygiene (test 50)."""
+"""The consent callback's state rules (docs/reliability.md test 49) and hygiene (test 50)."""
 
 from __future__ import annotations
 

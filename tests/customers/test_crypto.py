@@ -1,4 +1,4 @@
-"""Tokens at rest: encrypted, bound to their row, rotatable (reliability test 51)."""
+"""Tokens at rest: encrypted, bound to their row, rotatable (docs/reliability.md test 51)."""
 
 from __future__ import annotations
 

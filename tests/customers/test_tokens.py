@@ -1,5 +1,5 @@
 """The token lifecycle: proactive and forced refresh, rotation, keep-old, re-consent,
-client-credentials token (reliability tests 54-56, single-process part)."""
+client-credentials token (docs/reliability.md tests 54-56, single-process part)."""
 
 from __future__ import annotations
 

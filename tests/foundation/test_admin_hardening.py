@@ -1,4 +1,4 @@
-"""Operator account hardening (reliability R8, tests 58-59): the admin wants a verified OTP
+"""Operator account hardening (docs/reliability.md R8, tests 58-59): the admin wants a verified OTP
 device when GASCAP_ADMIN_REQUIRE_OTP is on (production), production serves it only under the
 configured path, and repeated failed logins lock the username+IP pair out, logged."""
 

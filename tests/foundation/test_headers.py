@@ -1,6 +1,6 @@
-"""Browser-facing security headers (reliability test 57, the response-header part): the admin,
-the consent pages and the webhook answer with a Content-Security-Policy, X-Frame-Options DENY,
-nosniff and a Referrer-Policy; a view's own policy is left alone; only admin requests switch
+"""Browser-facing security headers (docs/reliability.md test 57, the response-header part): the
+admin, the consent pages and the webhook answer with a Content-Security-Policy, X-Frame-Options
+DENY, nosniff and a Referrer-Policy; a view's own policy is left alone; only admin requests switch
 to PG&E's local time zone."""
 
 from __future__ import annotations

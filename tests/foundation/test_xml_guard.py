@@ -1,4 +1,4 @@
-"""Reliability R3 / tests 16 and 61: XML parsers are built in one module, with hardened
+"""docs/reliability.md R3 / tests 16 and 61: XML parsers are built in one module, with hardened
 options, on library versions that have the relevant fixes."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_batchlist_parser_is_defusedxml_forbidding_dtds() -> None:
 
 
 def test_espi_events_refuses_a_harmless_internal_dtd() -> None:
-    # Hardened lxml alone would accept this silently (reliability test 19).
+    # Hardened lxml alone would accept this silently (docs/reliability.md test 19).
     doc = b'<?xml version="1.0"?><!DOCTYPE feed [<!ELEMENT feed ANY>]><feed><entry/></feed>'
     with pytest.raises(safexml.XmlRejected) as caught:
         with safexml.espi_events(io.BytesIO(doc)) as events:

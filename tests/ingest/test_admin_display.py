@@ -127,7 +127,8 @@ def test_usage_point_without_a_recorded_consent_says_so(admin_client, imported):
     assert f"{SID} (no consent recorded)" in page.content.decode()
 
 
-# --- Replay needs its own permission (reliability test 58) ------------------------------------
+# --- Replay needs its own permission (docs/reliability.md test 58)
+# ------------------------------------
 
 
 @pytest.fixture

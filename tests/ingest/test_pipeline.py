@@ -1,6 +1,6 @@
 """Processing a stored BatchList into fetches, and running fetches against a mocked PG&E:
 allow-list, token binding, retries, 403 handling, ReadingTypes, replays, poison
-(reliability tests 9-10, 17, 22-25, 28, 35-37, 42, 45)."""
+(docs/reliability.md tests 9-10, 17, 22-25, 28, 35-37, 42, 45)."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_hostile_urls_are_refused_recorded_and_never_contacted(
 
 
 def test_allow_list_property_over_random_mutations(now):
-    """Reliability test 22, in the pipeline's own words: a URL is accepted only when it is
+    """docs/reliability.md test 22, in the pipeline's own words: a URL is accepted only when it is
     exactly under the API base; a few thousand random mutations of a good URL."""
     from gascap.pge.errors import PgeUrlRefused
     from ingest.pge_resources import url_check
@@ -265,7 +265,7 @@ def test_bulk_uses_the_client_token(
 def test_token_binding_over_many_authorizations(
     now, pge, client_token, django_capture_on_commit_callbacks
 ):
-    """Reliability test 25 in small: each Subscription URL only ever with its own token."""
+    """docs/reliability.md test 25 in small: each Subscription URL only ever with its own token."""
     from customers.models import Authorization, Customer
 
     seen: list[tuple[str, str]] = []
@@ -533,7 +533,7 @@ def test_poison_limit_stops_a_crashing_fetch(
 def test_failure_mid_document_stores_nothing_then_retry_stores_all(
     now, pge, authorization, monkeypatch, django_capture_on_commit_callbacks
 ):
-    """Reliability test 45: one transaction per document."""
+    """docs/reliability.md test 45: one transaction per document."""
     import ingest.readings as readings
 
     pge.get(subscription_url(), body=espi_feed(), content_type=FEED_TYPE)

@@ -1,5 +1,5 @@
 """Overlapping imports of the same series at the same time (PostgreSQL, real transactions):
-no deadlock, no duplicate, no lost reading (reliability test 46)."""
+no deadlock, no duplicate, no lost reading (docs/reliability.md test 46)."""
 
 from __future__ import annotations
 

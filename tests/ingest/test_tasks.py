@@ -187,7 +187,7 @@ def test_sweeper_requeues_only_stuck_rows(now, published, settings):
 def test_swept_row_whose_message_is_in_flight_runs_once(
     now, pge, client_token, published, django_capture_on_commit_callbacks
 ):
-    """Reliability test 36: the sweeper and the broker both deliver; the body runs once."""
+    """docs/reliability.md test 36: the sweeper and the broker both deliver; the body runs once."""
     from ingest import fetches
 
     url = f"{API_BASE}Batch/Bulk/99999?correlationID=abc"

@@ -1,5 +1,5 @@
 """The notification webhook: authentication, framing, caps, hostile XML, storage, duplicates
-(reliability tests 1-6, 10, 12-15, 28, 38)."""
+(docs/reliability.md tests 1-6, 10, 12-15, 28, 38)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Deliberately independent of `sandbox.feeds` and of `gascap.pge.espi`: a writer shared with the
 code under test would agree with its bugs. It writes only what the integrity tests need: a
 feed of UsagePoints, ReadingTypes, MeterReadings and one IntervalBlock per Pacific day (23, 24
-or 25 hours long on DST days, as PG&E sends them: espi-model.md §5), with readings in exactly
+or 25 hours long on DST days, as PG&E sends them: docs/espi-model.md §5), with readings in exactly
 the order given, duplicates included. All ids are obviously synthetic.
 """
 

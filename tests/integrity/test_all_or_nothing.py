@@ -1,4 +1,4 @@
-"""Reliability test 45: one document is one transaction. A failure after half of its rows
+"""docs/reliability.md test 45: one document is one transaction. A failure after half of its rows
 (while they stream into the load table, or after the merge wrote everything) leaves nothing
 of that document: no new reading, no update, no revision, no new usage point or series. A
 retry then yields exactly the golden set (the same document imported without a fault).

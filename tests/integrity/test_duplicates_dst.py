@@ -1,7 +1,7 @@
-"""Reliability test 47: the same interval twice in one document gives a deterministic result
+"""docs/reliability.md test 47: the same interval twice in one document gives a deterministic result
 (the last copy wins, as designed: docs/espi.md, "Storage"), and DST days are stored completely
 with UTC keys: PG&E's fall-back day has 100 quarter-hours, its spring-forward day 92
-(espi-model.md §5). Expected instants come from zoneinfo wall-clock arithmetic here, not from
+(docs/espi-model.md §5). Expected instants come from zoneinfo wall-clock arithmetic here, not from
 the writer's day bounds."""
 
 from __future__ import annotations

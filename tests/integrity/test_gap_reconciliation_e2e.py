@@ -1,4 +1,4 @@
-"""Reliability test 48 end to end: the sandbox (a local PG&E over real mutual TLS) serves a
+"""docs/reliability.md test 48 end to end: the sandbox (a local PG&E over real mutual TLS) serves a
 consented customer; gascap imports a window with one day left out (the notification for that
 day "never came"), the gap report (`series_missing_days`) flags exactly that day, the gap
 audit creates one synchronous UsagePoint fetch for exactly that Pacific day, running it fills

@@ -1,5 +1,5 @@
-"""Reliability test 69 (D-tests 42-44 as a state machine): deliveries, replays, corrections and
-re-deliveries of older documents against `ingest.readings.document_import`, compared after
+"""docs/reliability.md test 69 (D-tests 42-44 as a state machine): deliveries, replays, corrections
+and re-deliveries of older documents against `ingest.readings.document_import`, compared after
 every step with a plain model: "the latest delivered value per key" plus the list of revisions
 that must exist.
 
@@ -68,7 +68,8 @@ def _pick(seed: str) -> Triple:
 
 def _triple(series: SeriesDef, start: int, variant: int) -> Triple:
     """A reading's value: the same for most variants, different for about a quarter of the
-    keys in each variant (PG&E's later deliveries correct a few readings, espi-model.md §4.8)."""
+    keys in each variant (PG&E's later deliveries correct a few readings, docs/espi-model.md
+    §4.8)."""
     key = f"{series.meter_reading_href}@{start}"
     if variant and zlib.crc32(f"{key}#{variant}".encode()) % 4 == 0:
         return _pick(f"{key}#{variant}")

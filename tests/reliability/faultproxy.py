@@ -2,7 +2,7 @@
 
 It stands between a subprocess and the shared PostgreSQL/Redis so a test can take the service
 "down" for that subprocess alone, without stopping what the rest of the suite uses (toxiproxy
-and tc netem are not available here, see reliability-bar.md section 5). Modes:
+and tc netem are not available here, see docs/reliability.md section 5). Modes:
 
 - ``pass``: bytes flow both ways.
 - ``blackhole``: like a SIGSTOPped server: new connections are accepted and never answered,

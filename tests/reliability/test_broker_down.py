@@ -1,4 +1,4 @@
-"""Reliability tests 11 and 38: the broker lost or never reached after the row is committed.
+"""docs/reliability.md tests 11 and 38: the broker lost or never reached after the row is committed.
 
 Test 11: Redis silent (a proxy blackholes it for the web process only): every delivery is
 still stored and answered 200 fast (the publish times out and is logged), rows stay RECEIVED;

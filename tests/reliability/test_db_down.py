@@ -1,4 +1,4 @@
-"""Reliability test 4: PostgreSQL unavailable at receipt (reliability-bar.md R1).
+"""docs/reliability.md test 4: PostgreSQL unavailable at receipt (docs/reliability.md R1).
 
 The webhook answers 2xx iff the notification row is committed. With the database refusing or
 silent (a stopped or SIGSTOPped server, simulated by a proxy so the shared server stays up),

@@ -1,4 +1,4 @@
-"""Reliability test 36: the sweeper and the broker both deliver one fetch.
+"""docs/reliability.md test 36: the sweeper and the broker both deliver one fetch.
 
 A second `ingest.fetch_run` message for a fetch whose first run is still going (the `slow`
 fault holds PG&E's answer) must not run the body again: the row's status guard sends it away

@@ -1,4 +1,4 @@
-"""Reliability tests 28/53: no secret in broker messages or worker logs.
+"""docs/reliability.md tests 28/53: no secret in broker messages or worker logs.
 
 An end-to-end run through Redis (web -> broker -> worker -> sandbox over mTLS, including a
 forced token refresh, so the refresh token and client secret are used) is recorded with

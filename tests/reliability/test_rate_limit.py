@@ -1,4 +1,4 @@
-"""Reliability test 29: PG&E's ~1 request/second budget holds across workers.
+"""docs/reliability.md test 29: PG&E's ~1 request/second budget holds across workers.
 
 Two worker processes share the Redis limiter (GASCAP_PGE_RATE_LIMIT_PER_SECOND=1). Eight
 fetches queued at once reach the sandbox no closer than ~1 s apart (measured at arrival,

@@ -1,4 +1,4 @@
-"""Reliability test 30 (simplified): SIGKILL the pool child in the middle of a fetch.
+"""docs/reliability.md test 30 (simplified): SIGKILL the pool child in the middle of a fetch.
 
 A prefork worker (concurrency 1, late ack, reject on worker lost) ingests documents fetched
 from the sandbox, each held ~1 s by the `slow` fault. The child is killed during a fetch three
