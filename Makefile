@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SIZE ?= full
 PEERS ?=
 
-.PHONY: run test lint format bench demo migrate clean
+.PHONY: run test test-fast lint format bench demo migrate clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,18 @@ run: venv
 test: venv
 	$(VENV)/bin/pytest
 
+# Style, strict types over gascap/pge ([tool.mypy]) and the import direction between the
+# packages ([tool.importlinter]), all configured in pyproject.toml.
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+# The edit loop: the suite without the end-to-end, fuzz and service tiers (about a minute).
+# `make test` stays the whole suite CI runs.
+test-fast: venv
+	$(VENV)/bin/pytest -q -x -m "not e2e and not postgres and not redis" --ignore=tests/fuzz
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -107,8 +107,9 @@ def _self_link(entry: etree._Element | None) -> str | None:
     if entry is None:
         return None
     for link in entry.iterfind(f"{{{ATOM}}}link"):
-        if link.get("rel") == "self" and link.get("href"):
-            return link.get("href", "").strip()
+        href = str(link.get("href") or "").strip()
+        if link.get("rel") == "self" and href:
+            return href
     return None
 
 

@@ -247,9 +247,10 @@ class PgeClient:
                 f"ServiceStatus rejected: {exc.reason}", code="malformed"
             ) from None
         status = next(root.iter(f"{{{ESPI}}}currentStatus"), None)
-        if status is None or not (status.text or "").strip():
+        current = (status.text or "").strip() if status is not None else ""
+        if not current:
             raise PgePermanentError("ServiceStatus without currentStatus", code="malformed")
-        return status.text.strip() == "1"
+        return current == "1"
 
     def _authorizations(self, url: str, client_token: str) -> list[AuthorizationInfo]:
         max_bytes = min(self.config.max_body_bytes, AUTHORIZATION_BODY_BYTES)

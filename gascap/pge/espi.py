@@ -261,7 +261,7 @@ def _checked(batch: list[ReadingRow], element: etree._Element, block: BlockRef) 
 def _columns_out_of_range(columns: tuple[tuple[object, ...], ...]) -> str | None:
     """The first field (of transposed reading columns) outside what the database stores."""
     for index, low, high in _ROW_RANGES:
-        present = list(filter(_NOT_NONE, columns[index]))
+        present: list[int] = list(filter(_NOT_NONE, columns[index]))  # type: ignore[arg-type]
         if present and (min(present) < low or max(present) > high):
             return _ROW_FIELDS[index]
     return None
@@ -537,7 +537,9 @@ class EspiStream:
         return resolve_series(self.document)
 
 
-def espi_read(source: IO[bytes] | str) -> tuple[EspiDocument, dict[int, Series], list]:
+def espi_read(
+    source: IO[bytes] | str,
+) -> tuple[EspiDocument, dict[int, Series], list[tuple[int, ReadingRow]]]:
     """Read a whole (small) document: (document, series by block, [(block no, row), …])."""
     stream = EspiStream(source)
     rows = [(block.number, row) for block, batch in stream.batches() for row in batch]

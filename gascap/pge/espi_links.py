@@ -25,9 +25,9 @@ def _parent_collection(href: str, collection: str) -> str | None:
 def _usage_point_for(doc: EspiDocument, mr_href: str, mr: MeterReadingInfo | None) -> str:
     derived = None
     if mr is not None and mr.links.up_href:
-        up = mr.links.up_href.rstrip("/")
-        if up.endswith("/MeterReading"):
-            derived = up[: -len("/MeterReading")]
+        up_href = mr.links.up_href.rstrip("/")
+        if up_href.endswith("/MeterReading"):
+            derived = up_href[: -len("/MeterReading")]
     derived = derived or _parent_collection(mr_href, "MeterReading") or mr_href
     if derived in doc.usage_points:
         return derived

@@ -51,16 +51,26 @@ NO_HTTP_STATUS = 0
 def _client(
     creds: Mapping[str, str] | None, certs: Mapping[str, str], config: PgeConfig | None
 ) -> PgeClient:
-    values = {
-        "client_id": (creds or {}).get("client_key", ""),
-        "client_secret": (creds or {}).get("client_secret_key", ""),
-        "client_cert": certs.get("crt", ""),
-        "client_key": certs.get("key", ""),
-    }
+    client_id = (creds or {}).get("client_key", "")
+    client_secret = (creds or {}).get("client_secret_key", "")
+    client_cert, client_key = certs.get("crt", ""), certs.get("key", "")
     if config is None:
-        config = config_from_environ(ca_bundle=certs.get("ca"), **values)
+        config = config_from_environ(
+            client_id=client_id,
+            client_secret=client_secret,
+            client_cert=client_cert,
+            client_key=client_key,
+            ca_bundle=certs.get("ca"),
+        )
     else:
-        config = dataclasses.replace(config, **values, ca_bundle=certs.get("ca", config.ca_bundle))
+        config = dataclasses.replace(
+            config,
+            client_id=client_id,
+            client_secret=client_secret,
+            client_cert=client_cert,
+            client_key=client_key,
+            ca_bundle=certs.get("ca", config.ca_bundle),
+        )
     return PgeClient(config)
 
 

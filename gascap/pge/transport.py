@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from typing import IO
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
@@ -201,7 +202,7 @@ class Transport:
         secrets = tuple(secrets)
         self.policy.check(url)
         certificate_files_check(self.config)
-        host = requests.utils.urlparse(url).hostname or "PG&E"
+        host = urlsplit(url).hostname or "PG&E"
         limit = max_bytes if max_bytes is not None else self.config.max_body_bytes
         started = time.monotonic()
         try:
