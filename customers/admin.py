@@ -152,10 +152,11 @@ class UsagePointInline(admin.TabularInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ("display_name", "email", "created_at")
-    search_fields = ("display_name", "email", "authorizations__subscription_id")
-    readonly_fields = ("public_id", "created_at")
-    fields = ("display_name", "email", "public_id", "created_at")
+    list_display = ("display_name", "external_id", "email", "created_at")
+    search_fields = ("display_name", "external_id", "email", "authorizations__subscription_id")
+    # external_id is the company app's link to its user: set by consent sessions only.
+    readonly_fields = ("public_id", "external_id", "created_at")
+    fields = ("display_name", "email", "external_id", "public_id", "created_at")
     inlines = (AuthorizationInline,)
 
 

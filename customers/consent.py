@@ -15,6 +15,7 @@ from django.db import transaction
 
 from customers import services
 from customers.authorization_sync import authorization_apply_info
+from customers.consent_sessions import customer_for_external_id
 from customers.models import Authorization, ConsentState, Customer
 from customers.services import client_access_token, subscription_request_enqueue
 from gascap.pge.errors import PgeError, PgePermanentError
@@ -37,6 +38,12 @@ class ConsentFailed(Exception):
 
 
 def _customer_for(state: ConsentState, subscription_id: str) -> Customer:
+    if state.consent_session_id:
+        # The app's user: the same external_id is always the same customer.
+        return customer_for_external_id(
+            external_id=state.consent_session.external_id,  # type: ignore[union-attr]
+            subscription_id=subscription_id,
+        )
     if state.customer_id:
         return state.customer  # type: ignore[return-value]
     existing = Authorization.objects.filter(subscription_id=subscription_id).first()
@@ -80,6 +87,11 @@ def consent_complete(
             .filter(subscription_id=subscription_id)
             .first()
         ) or Authorization(customer=customer, subscription_id=subscription_id)
+        if state.consent_session_id and authorization.customer_id != customer.pk:
+            # Whoever completed PG&E's login for this subscription through the app is its
+            # user now: the consent follows the external_id of the latest session.
+            logger.info("Authorization %s moves to the app user's customer", authorization.pk)
+            authorization.customer = customer
         # A re-consent with the same subscription id revives the row with the new tokens.
         authorization.status = Status.ACTIVE
         authorization.resource_uri = answer.resource_uri or ""

@@ -50,6 +50,9 @@ class Customer(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     display_name = models.CharField(max_length=200)
     email = models.EmailField(blank=True)
+    # The company's own id for this user (set by a consent session of the app API); NULL for
+    # customers who consented through the plain /consent/start/ (NULLs do not collide).
+    external_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -57,6 +60,36 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+
+class ConsentSession(models.Model):
+    """A single-use link the company's app gives its user to start a PG&E consent.
+
+    Only the SHA-256 of the link's token is stored. Opening the link spends it (a conditional
+    UPDATE on `used_at`) and starts the ordinary OAuth flow with a state bound to this session;
+    after PG&E's callback the browser goes to `return_url` (an allow-listed origin of the app,
+    `GASCAP_APP_RETURN_ORIGINS`) with `consent_id` and `status`.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    external_id = models.CharField(max_length=200)
+    return_url = models.URLField(max_length=2000)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    # Filled after the callback: what the app was told.
+    authorization = models.ForeignKey(
+        "Authorization", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    outcome = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"ConsentSession {self.public_id} ({self.external_id})"
 
 
 class AuthorizationStatus(models.TextChoices):
@@ -205,8 +238,12 @@ class ConsentState(models.Model):
     session_binding_hash = models.CharField(max_length=64)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True, blank=True)
     next_path = models.CharField(max_length=500, blank=True)
-    # "start" (our button / the seed's /Goto_login) or "portal" (PG&E-initiated).
+    # "start" (our button / the seed's /Goto_login), "portal" (PG&E-initiated) or "session"
+    # (a consent session of the app API).
     source = models.CharField(max_length=10, default="start")
+    consent_session = models.ForeignKey(
+        ConsentSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
 

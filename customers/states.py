@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 
-from customers.models import ConsentState, Customer
+from customers.models import ConsentSession, ConsentState, Customer
 
 SESSION_NONCE_KEY = "gascap_consent_nonce"
 NEXT_MAX_CHARS = 500
@@ -79,6 +79,7 @@ def consent_state_create(
     customer: Customer | None = None,
     next_path: str | None = None,
     source: str = "start",
+    consent_session: ConsentSession | None = None,
 ) -> str:
     """Create a fresh state bound to `session`; return the state value (shown to PG&E only)."""
     nonce = _session_nonce(session, create=True)
@@ -90,6 +91,7 @@ def consent_state_create(
         customer=customer,
         next_path=next_path_clean(next_path),
         source=source,
+        consent_session=consent_session,
         created_at=now,
     )
     return state
@@ -106,7 +108,11 @@ def consent_state_consume(
     if not state or len(state) > 200:
         raise ConsentStateRejected("missing")
     nonce = _session_nonce(session, create=False)
-    row = ConsentState.objects.filter(state_hash=_sha256(state)).first()
+    row = (
+        ConsentState.objects.select_related("consent_session")
+        .filter(state_hash=_sha256(state))
+        .first()
+    )
     if row is None:
         raise ConsentStateRejected("unknown")
     if nonce is None or not hmac.compare_digest(row.session_binding_hash, _sha256(nonce)):

@@ -11,6 +11,7 @@ app_name = "customers"
 
 urlpatterns: list[URLPattern] = [
     path("consent/start/", views.consent_start, name="consent_start"),
+    path("consent/session/<str:token>/", views.consent_session_start, name="consent_session"),
     path("consent/portal/", views.consent_portal, name="consent_portal"),
     path("consent/callback/", views.consent_callback, name="consent_callback"),
     path("consent/done/<uuid:public_id>/", views.consent_done, name="consent_done"),

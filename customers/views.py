@@ -23,7 +23,12 @@ from django.views.decorators.http import require_GET
 
 from customers import services
 from customers.consent import ConsentFailed, consent_complete
-from customers.models import Authorization
+from customers.consent_sessions import (
+    ConsentSessionRejected,
+    consent_session_finish,
+    consent_session_spend,
+)
+from customers.models import Authorization, ConsentState
 from customers.states import ConsentStateRejected, consent_state_consume, consent_state_create
 
 logger = logging.getLogger(__name__)
@@ -73,6 +78,33 @@ def consent_start(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @consent_headers
+def consent_session_start(request: HttpRequest, token: str) -> HttpResponse:
+    """The app's single-use link: spend it, then PG&E's consent page with a state tied to it."""
+    now = timezone.now()
+    try:
+        session = consent_session_spend(token=token, now=now)
+    except ConsentSessionRejected as exc:
+        logger.warning("Consent session link refused: %s", exc.reason)
+        return _page(request, "consent_failed.html", status=400, reason="link_expired")
+    state = consent_state_create(
+        session=request.session, now=now, source="session", consent_session=session
+    )
+    return HttpResponseRedirect(services.pge_client().authorize_url(state=state))
+
+
+def _to_app(
+    state: ConsentState, status: str, authorization: Authorization | None = None
+) -> HttpResponse:
+    """Back to the app's return_url with the outcome (consent sessions only)."""
+    assert state.consent_session is not None  # noqa: S101  (callers check)
+    target = consent_session_finish(
+        session=state.consent_session, status=status, authorization=authorization
+    )
+    return HttpResponseSeeOther(target)
+
+
+@require_GET
+@consent_headers
 def consent_portal(request: HttpRequest) -> HttpResponse:
     """PG&E-initiated consent: the customer started at pge.com and lands on our registered
     portal URI with `scope` and `ThirdPartyID`; we start the redirect flow ourselves."""
@@ -97,17 +129,26 @@ def consent_callback(request: HttpRequest) -> HttpResponse:
         logger.warning("Consent callback refused: %s", exc.reason)
         return _page(request, "consent_state_rejected.html", status=400)
     error = request.GET.get("error")
+    from_app = state.consent_session is not None
     if error == "access_denied":
+        if from_app:
+            return _to_app(state, "cancelled")
         return _page(request, "consent_cancelled.html")
     code = request.GET.get("code")
     if error or not code or len(code) > 2000:
         logger.warning("Consent callback without a usable code (error=%s)", (error or "")[:40])
+        if from_app:
+            return _to_app(state, "failed")
         return _page(request, "consent_failed.html", status=400, reason="no_code")
     try:
         authorization = consent_complete(state=state, code=code, now=now)
     except ConsentFailed as exc:
+        if from_app:
+            return _to_app(state, "unavailable" if exc.reason == "unavailable" else "failed")
         status = 502 if exc.reason == "unavailable" else 400
         return _page(request, "consent_failed.html", status=status, reason=exc.reason)
+    if from_app:
+        return _to_app(state, "active", authorization)
     target = state.next_path or reverse("customers:consent_done", args=[authorization.public_id])
     return HttpResponseSeeOther(target)
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 
+from api.views import api
 from gascap.health import healthz
 
 admin.site.site_header = "gascap operators"
@@ -16,4 +17,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(settings.GASCAP_ADMIN_PATH, admin.site.urls),
     path("", include("customers.urls")),
     path("", include("ingest.urls")),
+    path("api/v1/", api.urls),
 ]

@@ -36,10 +36,16 @@ INSTALLED_APPS = [
     "gascap",
     "customers",
     "ingest",
+    # The company's app API (api/); django-ninja serves its OpenAPI document and docs page
+    # with the Swagger UI files it ships (no CDN).
+    "ninja",
+    "api",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every error under /api/ is an RFC 9457 problem document, whoever produced it.
+    "api.problems.ProblemDocumentMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -252,6 +258,20 @@ GASCAP_CONSENT_AUTHORIZATION_RETRIES = env.int("GASCAP_CONSENT_AUTHORIZATION_RET
 GASCAP_CONSENT_AUTHORIZATION_RETRY_SECONDS = env.float(
     "GASCAP_CONSENT_AUTHORIZATION_RETRY_SECONDS", default=3.0
 )
+
+# --- The company's app API (api/) ---------------------------------------------------------
+# Origins (scheme://host[:port]) a consent session may send the browser back to, e.g.
+# "https://app.example.com". Empty: no consent session can be created.
+GASCAP_APP_RETURN_ORIGINS = env.list("GASCAP_APP_RETURN_ORIGINS", default=[])
+# Lifetime of a consent session link (seconds).
+GASCAP_CONSENT_SESSION_TTL = env.int("GASCAP_CONSENT_SESSION_TTL", default=1800)
+# Readings: rows per page (default and most a client may ask for) and the longest time span
+# one page covers; the cursor continues after it.
+GASCAP_API_READINGS_PAGE_SIZE = env.int("GASCAP_API_READINGS_PAGE_SIZE", default=2000)
+GASCAP_API_READINGS_MAX_PAGE_SIZE = env.int("GASCAP_API_READINGS_MAX_PAGE_SIZE", default=10000)
+GASCAP_API_READINGS_MAX_PAGE_DAYS = env.int("GASCAP_API_READINGS_MAX_PAGE_DAYS", default=31)
+# Longest range one totals request may cover (days).
+GASCAP_API_TOTALS_MAX_DAYS = env.int("GASCAP_API_TOTALS_MAX_DAYS", default=3700)
 
 # --- Ingest: notification webhook and pipeline (ingest/) -----------------------------------
 # Optional Basic credentials on the webhook, on top of the secret path segment: "user:password"

@@ -33,6 +33,10 @@ GASCAP_PGE_CLIENT_KEY = env.str(
     "GASCAP_PGE_CLIENT_KEY", default=str(GASCAP_SANDBOX_CERT_DIR / "client.key")
 )
 GASCAP_PGE_THIRD_PARTY_ID = env.str("GASCAP_PGE_THIRD_PARTY_ID", default="50098")
+# A company app under development on this machine may receive consent sessions' browsers.
+GASCAP_APP_RETURN_ORIGINS = env.list(
+    "GASCAP_APP_RETURN_ORIGINS", default=["http://localhost:3000", "http://127.0.0.1:3000"]
+)
 
 
 # Where the sandbox POSTs its BatchList notifications (gascap's own webhook).
