@@ -53,11 +53,11 @@ AUTHORIZATION_FIELDS = (
     "scope_readable",
     "scope",
     "authorized_start",
-    "authorized_end",
+    "consent_end",
     "published_start",
     "published_end",
-    "expires_at",
     "access_token_expires_at",
+    "pge_token_expires_at",
     "last_refreshed_at",
     "last_error",
     "last_error_at",
@@ -78,6 +78,26 @@ def status_badge(obj: Authorization) -> str:
     )
 
 
+def _local(moment: Any) -> str:
+    # The admin renders in PG&E's local zone (gascap.middleware activates it).
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z") if moment else "-"
+
+
+@admin.display(description="consent ends", ordering="authorized_end")
+def consent_end(obj: Authorization) -> str:
+    """The end of PG&E's `authorizedPeriod`; none with a start means open-ended
+    (docs/pge-protocol.md, "Data APIs")."""
+    if obj.authorized_end is not None:
+        return _local(obj.authorized_end)
+    return "open-ended" if obj.authorized_start is not None else "-"
+
+
+@admin.display(description="access token expiry at PG&E (Authorization expires_at)")
+def pge_token_expires_at(obj: Authorization) -> str:
+    # PG&E's Authorization `expires_at` is the access token's expiry, not the consent's end.
+    return _local(obj.expires_at)
+
+
 @admin.display(description="last error")
 def last_error_short(obj: Authorization) -> str:
     return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
@@ -89,7 +109,7 @@ class AuthorizationInline(admin.TabularInline):
         "subscription_id",
         status_badge,
         "access_token_expires_at",
-        "expires_at",
+        consent_end,
         last_error_short,
     )
     readonly_fields = fields
@@ -99,11 +119,6 @@ class AuthorizationInline(admin.TabularInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # consents come from PG&E's flow, never typed in
-
-
-def _local(moment: Any) -> str:
-    # The admin renders in PG&E's local zone (gascap.middleware activates it).
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z") if moment else "-"
 
 
 @admin.display(description="data received (local time)")
@@ -167,7 +182,7 @@ class AuthorizationAdmin(admin.ModelAdmin):
         "customer",
         status_badge,
         "access_token_expires_at",
-        "expires_at",
+        consent_end,
         last_error_short,
     )
     list_filter = ("status", "usage_points__service_kind", "created_at")
@@ -183,6 +198,9 @@ class AuthorizationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # revoke instead: the row is the record of the consent
+
+    consent_end = staticmethod(consent_end)
+    pge_token_expires_at = staticmethod(pge_token_expires_at)
 
     @admin.display(description="PG&E status", ordering="pge_status")
     def pge_status_label(self, obj: Authorization) -> str:

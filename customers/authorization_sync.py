@@ -1,6 +1,14 @@
 """Keeping our authorizations in step with PG&E's Authorization resource: applying what PG&E
-reports (status, periods, scope, expiry, usage points), revoking a consent from our side, and
-the daily poll of the Authorization feed (consent changes may never be notified).
+reports (status, periods, scope, usage points), revoking a consent from our side, and the daily
+poll of the Authorization feed (consent changes may never be notified).
+
+What ends a consent (docs/pge-protocol.md, "Data APIs"): PG&E's `status` 0 (revoked) or 2
+(denied), its `authorizedPeriod` (start + duration) lying in the past, or a refresh answering
+`invalid_grant` (customers/services.py). The Authorization's `expires_at` is the *access
+token's* expiry (ESPI: "Expiration period for the access token"; PG&E's 2015 sample has status
+1 and an `expires_at` two months before the entry was written): it is kept for display and
+never ends a consent — reading it as the consent's end would erase every customer's tokens on
+the first poll.
 """
 
 from __future__ import annotations
@@ -46,17 +54,17 @@ def usage_points_record(
 def authorization_apply_info(
     *, authorization: Authorization, info: AuthorizationInfo, now: datetime
 ) -> None:
-    """Copy PG&E's Authorization resource onto the row (periods, scope, status, expiry)."""
-    for field in (
-        "authorized_start",
-        "authorized_end",
-        "published_start",
-        "published_end",
-        "expires_at",
-    ):
-        value = getattr(info, field, None)
-        if value is not None:
-            setattr(authorization, field, value)
+    """Copy PG&E's Authorization resource onto the row (periods, scope, status) and end the
+    consent when PG&E's status or its authorized period says it ended."""
+    # A period is copied as a pair: a start without a representable end is open-ended.
+    periods = (("authorized_start", "authorized_end"), ("published_start", "published_end"))
+    for start, end in periods:
+        if getattr(info, start) is not None:
+            setattr(authorization, start, getattr(info, start))
+            setattr(authorization, end, getattr(info, end))
+    if info.expires_at is not None:
+        # PG&E's record of the access token's expiry: shown to operators, decides nothing.
+        authorization.expires_at = info.expires_at
     if info.scope:
         authorization.scope = info.scope
         authorization.scope_params = info.scope_params or {}
@@ -76,12 +84,20 @@ def authorization_apply_info(
         )
         authorization.last_error_at = now
         logger.warning("Authorization %s is %s at PG&E", authorization.pk, authorization.last_error)
-    elif info.status == PGE_ACTIVE and info.expires_at is not None and info.expires_at <= now:
-        if authorization.status != Status.EXPIRED:
-            authorization.status = Status.EXPIRED
-            authorization.tokens_erase()
-            authorization.last_error = "The consent expired at PG&E."
-            authorization.last_error_at = now
+    elif (
+        info.status == PGE_ACTIVE
+        and info.period_ended(now=now)
+        and authorization.status not in (Status.REVOKED, Status.EXPIRED)
+    ):
+        # The consented period is over. An open-ended consent (PG&E's huge durations run past
+        # year 9999) has no representable end and never gets here.
+        authorization.status = Status.EXPIRED
+        authorization.tokens_erase()
+        authorization.last_error = (
+            f"The consent's authorized period ended at PG&E ({info.authorized_end:%Y-%m-%d})."
+        )
+        authorization.last_error_at = now
+        logger.warning("Authorization %s: authorized period ended", authorization.pk)
     elif info.status == PGE_ACTIVE and authorization.status == Status.PENDING:
         authorization.status = Status.ACTIVE
     authorization.save()

@@ -121,7 +121,9 @@ class Authorization(TokenCarrier):
     authorized_end = models.DateTimeField(null=True, blank=True)
     published_start = models.DateTimeField(null=True, blank=True)
     published_end = models.DateTimeField(null=True, blank=True)
-    # The consent's own expiry at PG&E (Authorization resource `expires_at`).
+    # The Authorization resource's `expires_at`: the *access token's* expiry as PG&E reports
+    # it (ESPI "Expiration period for the access token"), never the consent's end, which is
+    # `authorized_end` (NULL: open-ended). docs/pge-protocol.md, "Data APIs".
     expires_at = models.DateTimeField(null=True, blank=True)
     pge_status = models.SmallIntegerField(null=True, blank=True)
     access_token_encrypted = models.TextField(blank=True, editable=False)

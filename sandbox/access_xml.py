@@ -1,5 +1,6 @@
 """PG&E-shaped access documents: the Authorization entry and feed (periods in milliseconds,
-like PG&E's 2015 sample), ServiceStatus and the BatchList notification body
+`expires_at` the access token's expiry in seconds, `resourceURI` `.../resource/Subscription/{id}`,
+all like PG&E's 2015 sample), ServiceStatus and the BatchList notification body
 (docs/pge-protocol.md "Notifications"). Written as text, like `sandbox.feeds`."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class AuthorizationView:
     authorized_duration_ms: int
     published_start_ms: int
     published_duration_ms: int
-    expires_at: int
+    expires_at: int  # epoch seconds: the subscription's current access token's expiry
     scope: str
     updated: int
 
@@ -41,7 +42,7 @@ def authorization_entry(hrefs: Hrefs, auth: AuthorizationView) -> str:
         f"                <ns0:expires_at>{auth.expires_at}</ns0:expires_at>\n"
         f"                <ns0:scope>{escape(auth.scope)}</ns0:scope>\n"
         "                <ns0:token_type>Bearer</ns0:token_type>\n"
-        f"                <ns0:resourceURI>{escape(hrefs.subscription_batch(auth.subscription_id))}"
+        f"                <ns0:resourceURI>{escape(hrefs.subscription(auth.subscription_id))}"
         "</ns0:resourceURI>\n"
         f"                <ns0:authorizationURI>{escape(hrefs.authorization(auth.subscription_id))}"
         "</ns0:authorizationURI>\n"

@@ -301,17 +301,38 @@ def _local_time_parameters(app: SandboxApp, request: Request, rel: str) -> Respo
     return Response(200, entry.encode(), ATOM_XML)
 
 
+# PG&E's open-ended consent (pge_cmd_2015_authorization_entry.xml): start + duration of the
+# authorizedPeriod ends at 253404243200000 ms and of the publishedPeriod at 253422243200000 ms,
+# both past year 9999. The sandbox ends its open-ended periods at the same instants.
+OPEN_ENDED_AUTHORIZED_END_MS = 1440585200000 + 251963658000000
+OPEN_ENDED_PUBLISHED_END_MS = 1395513200000 + 252026730000000
+
+
 def _authorization_view(sid: str, record: dict) -> access_xml.AuthorizationView:
-    # PG&E gives Authorization periods in milliseconds (pge_cmd_2015_authorization_entry.xml).
-    start = int(record["authorized_start"])
+    # PG&E gives Authorization periods in milliseconds (pge_cmd_2015_authorization_entry.xml)
+    # and `expires_at` in seconds: the expiry of the access token (ESPI schema), not the
+    # consent's end (docs/pge-protocol.md "Data APIs").
+    start_ms = int(record["authorized_start"]) * 1000
+    published_start_ms = int(record["published_start"]) * 1000
+    end = record.get("authorized_end")
+    if end is None:
+        authorized_end_ms, published_end_ms = (
+            OPEN_ENDED_AUTHORIZED_END_MS,
+            OPEN_ENDED_PUBLISHED_END_MS,
+        )
+    else:
+        authorized_end_ms = published_end_ms = int(end) * 1000
+    # No token issued yet (consented, code not exchanged): no source says what PG&E shows;
+    # the sandbox shows the grant time, a moment already past. gascap reads nothing from it.
+    token_expires_at = record.get("token_expires_at") or record["authorized_start"]
     return access_xml.AuthorizationView(
         subscription_id=sid,
         status=int(record["status"]),
-        authorized_start_ms=start * 1000,
-        authorized_duration_ms=int(record["authorized_end"] - start) * 1000,
-        published_start_ms=int(record["published_start"]) * 1000,
-        published_duration_ms=int(record["authorized_end"] - record["published_start"]) * 1000,
-        expires_at=int(record["authorized_end"]),
+        authorized_start_ms=start_ms,
+        authorized_duration_ms=authorized_end_ms - start_ms,
+        published_start_ms=published_start_ms,
+        published_duration_ms=published_end_ms - published_start_ms,
+        expires_at=int(token_expires_at),
         scope=record["scope"],
         updated=int(record["updated"]),
     )

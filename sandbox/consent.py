@@ -1,5 +1,6 @@
 """The consent page (`myAuthorization`): a plain HTML page listing the demo customers with
-Approve and Deny, drivable by a script with a form POST (`customer`, `decision`).
+Approve and Deny, drivable by a script with a form POST (`customer`, `decision`, optional
+`authorized_days`).
 
 As at PG&E (docs/pge-protocol.md "OAuth2" step 1): a wrong client id or an unregistered redirect URI
 gives an error page and never a redirect; Approve returns to `redirect_uri?code=...&state=...`,
@@ -77,7 +78,13 @@ def consent_page(app: SandboxApp, request: Request) -> Response:
     customer = customer_by_key(params.get("customer", ""))
     if decision != "approve" or customer is None:
         return _page(400, "Share My Data: choose a customer", "<p>Pick a customer.</p>")
-    app.state.authorization_grant(subscription_id=customer.subscription_id)
+    days = params.get("authorized_days", "").strip()
+    if days and not (days.isascii() and days.isdigit() and 0 < int(days) <= 36500):
+        return _page(400, "Share My Data: request refused", "<p>Bad number of days.</p>")
+    app.state.authorization_grant(
+        subscription_id=customer.subscription_id,
+        authorized_seconds=int(days) * 86400 if days else None,
+    )
     code = app.state.code_issue(customer=customer, redirect_uri=redirect_uri)
     request.subscription_id = customer.subscription_id
     target = _with_query(redirect_uri, {"code": code, "state": state})
@@ -101,6 +108,10 @@ def _form(params: dict[str, str]) -> Response:
         "This is the gascap sandbox: every customer here is fictional.</p>"
         f"<form method='post' action='/myAuthorization'>{hidden}"
         f"<fieldset><legend>Customer</legend>{choices}</fieldset>"
+        # The sandbox's own option (no PG&E source describes the page's choices): a consent
+        # is open-ended like PG&E's sample unless a number of days is given.
+        "<p><label>Share for <input name='authorized_days' inputmode='numeric' size='5'> "
+        "days (empty: until cancelled)</label></p>"
         "<p><button name='decision' value='approve'>Approve</button> "
         "<button name='decision' value='deny'>Deny</button></p></form>"
     )

@@ -126,6 +126,10 @@ class Hrefs:
         tail = f"/{subscription_id}" if subscription_id else ""
         return f"{self.base}Authorization{tail}"
 
+    def subscription(self, subscription_id: str) -> str:
+        """The Authorization's `resourceURI` (PG&E's 2015 sample: `.../resource/Subscription/0`)."""
+        return f"{self.base}Subscription/{subscription_id}"
+
     def subscription_batch(self, subscription_id: str) -> str:
         return f"{self.base}Batch/Subscription/{subscription_id}"
 

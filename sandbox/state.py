@@ -28,8 +28,8 @@ from sandbox.faults import Fault
 CODE_LIFETIME = 600
 ACCESS_TOKEN_LIFETIME = 3600
 CLIENT_TOKEN_LIFETIME = 3600
-# The consent lasts a year by default; history offered: two years (scope HistoryLength).
-AUTHORIZATION_DAYS = 365
+# History offered: two years (scope HistoryLength). A consent is open-ended unless the
+# customer picked a number of days on the consent page (the sandbox's own option).
 HISTORY_SECONDS = 63072000
 MAX_RECORDED_REQUESTS = 2000
 
@@ -152,17 +152,22 @@ class SandboxState:
                 return None, "redirect_uri does not match the authorization request"
             return record["subscription_id"], ""
 
-    def authorization_grant(self, *, subscription_id: str) -> None:
-        """Active consent for a customer. Re-authorization by the same customer cancels the
-        old tokens at PG&E (docs/pge-protocol.md "OAuth2"), so they are revoked here too."""
+    def authorization_grant(
+        self, *, subscription_id: str, authorized_seconds: int | None = None
+    ) -> None:
+        """Active consent for a customer, open-ended unless `authorized_seconds` is given.
+        Re-authorization by the same customer cancels the old tokens at PG&E
+        (docs/pge-protocol.md "OAuth2"), so they are revoked here too."""
         now = self.clock()
         with self._lock:
             self._revoke_tokens(subscription_id)
             self._data.authorizations[subscription_id] = {
                 "status": 1,
                 "authorized_start": now,
-                "authorized_end": now + AUTHORIZATION_DAYS * 86400,
+                "authorized_end": None if authorized_seconds is None else now + authorized_seconds,
                 "published_start": now - HISTORY_SECONDS,
+                # The expiry of the subscription's latest access token (none issued yet).
+                "token_expires_at": None,
                 "scope": DEFAULT_SCOPE,
                 "updated": now,
             }
@@ -197,17 +202,26 @@ class SandboxState:
             return {sid: dict(r) for sid, r in self._data.authorizations.items()}
 
     def authorization_active(self, *, subscription_id: str) -> bool:
+        """Status 1 and inside its authorized period: a consent whose period is over serves no
+        data and refreshes no token (docs/pge-protocol.md "Data APIs": the period ends it)."""
         record = self.authorization_get(subscription_id=subscription_id)
-        return record is not None and record["status"] == 1
+        if record is None or record["status"] != 1:
+            return False
+        end = record.get("authorized_end")
+        return end is None or self.clock() < end
 
     # --- tokens ------------------------------------------------------------------------
     def tokens_issue(self, *, subscription_id: str) -> tuple[str, str]:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self._lock:
+            expires_at = self.clock() + ACCESS_TOKEN_LIFETIME
             self._data.access_tokens[access] = {
                 "subscription_id": subscription_id,
-                "expires_at": self.clock() + ACCESS_TOKEN_LIFETIME,
+                "expires_at": expires_at,
             }
+            authorization = self._data.authorizations.get(subscription_id)
+            if authorization is not None:
+                authorization["token_expires_at"] = expires_at
             self._data.refresh_tokens[refresh] = {"subscription_id": subscription_id}
             self._save()
         return access, refresh

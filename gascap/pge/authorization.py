@@ -4,6 +4,12 @@ An Atom `entry` (or a `feed` of them) whose content is an ESPI `Authorization`: 
 (0 revoked, 1 active, 2 denied), `authorizedPeriod`, `publishedPeriod`, `expires_at`, `scope`,
 `resourceURI`, `authorizationURI`. PG&E's 2015 sample gives the periods in **milliseconds**
 (docs/espi-model.md §2.2), so every instant is normalised: a value above 10**11 is milliseconds.
+
+`expires_at` is the **access token's** expiry (epoch seconds), not the consent's end: the ESPI
+schema calls it "Expiration period for the access token", and PG&E's 2015 sample has status 1
+with an `expires_at` two months before the entry was written. The consent ends by `status`
+(0, 2) or by `authorizedPeriod` (start + duration; PG&E's open-ended consents use durations
+running past year 9999, parsed as no end). docs/pge-protocol.md, "Data APIs".
 Elements are matched by namespace URI, never by prefix (PG&E has changed prefixes).
 """
 
@@ -40,9 +46,11 @@ class AuthorizationInfo:
     subscription_id: str | None
     status: int
     authorized_start: datetime | None = None
+    # None with a start: open-ended (or too far away to represent).
     authorized_end: datetime | None = None
     published_start: datetime | None = None
     published_end: datetime | None = None
+    # The access token's expiry as PG&E reports it; says nothing about the consent's end.
     expires_at: datetime | None = None
     scope: str = ""
     scope_params: dict[str, list[str]] = field(default_factory=dict)
@@ -54,6 +62,10 @@ class AuthorizationInfo:
     @property
     def is_active(self) -> bool:
         return self.status == STATUS_ACTIVE
+
+    def period_ended(self, *, now: datetime) -> bool:
+        """Whether the consented `authorizedPeriod` lies in the past (open-ended: never)."""
+        return self.authorized_end is not None and self.authorized_end <= now
 
 
 def _seconds(value: int) -> float:

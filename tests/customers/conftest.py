@@ -123,8 +123,11 @@ def authorization_entry_xml(
     status: int = 1,
     expires_at: datetime = NOW + timedelta(days=365),
     usage_point_id: str | None = None,
+    authorized_period: tuple[datetime, timedelta] | None = None,
 ) -> bytes:
-    """PG&E's 2015 Authorization entry with this test's subscription, status and expiry."""
+    """PG&E's 2015 Authorization entry with this test's subscription, status, access token
+    expiry (`expires_at`) and, when given, a closed authorized period (start, duration); the
+    sample's own period is open-ended."""
     text = fixture_path("pge_cmd_2015_authorization_entry.xml").read_text()
     text = text.replace("https://api.pge.com/GreenButtonConnect/espi/1_1/resource/", API_BASE)
     resource = f"Subscription/{subscription_id}"
@@ -137,6 +140,16 @@ def authorization_entry_xml(
         "<ns0:expires_at>1440670029</ns0:expires_at>",
         f"<ns0:expires_at>{int(expires_at.timestamp())}</ns0:expires_at>",
     )
+    if authorized_period is not None:
+        start, duration = authorized_period
+        # Milliseconds, like the sample's periods.
+        text = text.replace(
+            "<ns0:duration>251963658000000</ns0:duration>\n"
+            "            <ns0:start>1440585200000</ns0:start>",
+            f"<ns0:duration>{int(duration.total_seconds() * 1000)}</ns0:duration>\n"
+            f"            <ns0:start>{int(start.timestamp() * 1000)}</ns0:start>",
+        )
+        assert str(int(start.timestamp() * 1000)) in text
     return text.encode()
 
 

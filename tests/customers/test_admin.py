@@ -166,3 +166,20 @@ def test_request_data_action_sends_the_task_by_name(
     with django_capture_on_commit_callbacks(execute=True):
         action(superuser_client, "request_data_now", rows)
     assert sent_tasks == [("ingest.subscription_request", [rows.pk], "pge_fetch")]
+
+
+def test_the_consent_end_is_its_authorized_period_not_pge_token_expiry(rows, superuser_client):
+    """PG&E's Authorization `expires_at` is its access token's expiry: the admin labels it so
+    and shows the consent's end from the authorized period (open-ended when it has none)."""
+    rows.authorized_start = timezone.now() - timedelta(days=400)
+    rows.authorized_end = None
+    rows.expires_at = timezone.now() - timedelta(days=300)  # an old token's expiry
+    rows.save()
+    listing = superuser_client.get(f"{ADMIN}customers/authorization/").content.decode()
+    assert "consent ends" in listing.lower() and "open-ended" in listing
+    page = superuser_client.get(f"{ADMIN}customers/authorization/{rows.pk}/change/")
+    text = page.content.decode()
+    assert "access token expiry at pg&amp;e (authorization expires_at)" in text.lower()
+    assert "open-ended" in text
+    customer_page = superuser_client.get(f"{ADMIN}customers/customer/{rows.customer_id}/change/")
+    assert "open-ended" in customer_page.content.decode()

@@ -165,3 +165,35 @@ def test_revoke_and_poll_against_the_sandbox(
     assert Authorization.objects.get(pk=electric.pk).status == Authorization.Status.REVOKED
     assert Authorization.objects.get(pk=solar.pk).status == Authorization.Status.ACTIVE
     assert Authorization.objects.get(pk=electric.pk).pge_status == 0
+
+
+def test_poll_against_the_sandbox_keeps_an_open_ended_consent_long_after_its_token_expired(
+    sandbox, certs, sent_tasks, django_capture_on_commit_callbacks
+):
+    """The sandbox serves Authorization as PG&E does (`expires_at` = the access token's
+    expiry, an open-ended authorizedPeriod): a poll 400 days later ends nothing, and the next
+    fetch refreshes the token and gets data over mTLS."""
+    with django_capture_on_commit_callbacks(execute=True):
+        consent_through_sandbox(Client(), certs, customer="electric")
+    authorization = Authorization.objects.get()
+    assert authorization.authorized_start is not None and authorization.authorized_end is None
+    token_expiry = authorization.access_token_expires_at
+    # PG&E's `expires_at` is this token's expiry (whole seconds in the XML).
+    assert abs((authorization.expires_at - token_expiry).total_seconds()) <= 1
+
+    later = timezone.now() + timedelta(days=400)
+    counts = authorizations_poll(now=later)
+    assert counts["applied"] == 1
+    stored = Authorization.objects.get()
+    assert stored.status == Authorization.Status.ACTIVE
+    assert stored.access_token and stored.refresh_token
+
+    token = access_token_for_subscription(subscription_id=stored.subscription_id, now=later)
+    assert token != authorization.access_token  # refreshed: the old one had expired
+    answer = browser(certs).get(
+        f"{sandbox.api_base}Subscription/{stored.subscription_id}/UsagePoint",
+        headers={"Authorization": f"Bearer {token}"},
+        cert=(str(certs.client_cert), str(certs.client_key)),
+        timeout=10,
+    )
+    assert answer.status_code == 200

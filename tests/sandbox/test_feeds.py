@@ -11,7 +11,7 @@ from sandbox.readings import PACIFIC, day_bounds
 from sandbox.server import SandboxServer
 from sandbox.state import FakeClock
 
-from .conftest import ATOM, ESPI, Pge, parse_xml, sid, upid
+from .conftest import ATOM, ESPI, REDIRECT_URI, Pge, parse_xml, sid, upid
 
 
 def day_range(first: date, last: date | None = None) -> dict[str, int]:
@@ -288,7 +288,10 @@ def test_authorization_feed_entry_and_delete(pge: Pge, sandbox: SandboxServer) -
     assert auth.findtext(f"{ESPI}status") == "1"
     start_ms = int(auth.findtext(f"{ESPI}authorizedPeriod/{ESPI}start"))
     assert len(str(start_ms)) == 13  # milliseconds, like PG&E
-    assert auth.findtext(f"{ESPI}resourceURI") == tokens["resourceURI"]
+    # PG&E's sample: the Authorization names `.../resource/Subscription/{id}` (the token
+    # answer names the Batch URL).
+    assert auth.findtext(f"{ESPI}resourceURI") == f"{sandbox.api_base}Subscription/{sid('gas')}"
+    assert tokens["resourceURI"] == f"{sandbox.api_base}Batch/Subscription/{sid('gas')}"
     entry = parse_xml(pge.get(f"Authorization/{sid('gas')}", client).content)
     assert entry.findtext(f"{ATOM}content/{ESPI}Authorization/{ESPI}status") == "1"
     assert pge.delete(f"Authorization/{sid('gas')}", client).status_code == 204
@@ -301,6 +304,58 @@ def test_authorization_feed_entry_and_delete(pge: Pge, sandbox: SandboxServer) -
     refresh = pge.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert refresh.json()["error"] == "invalid_grant"
     assert pge.get("Authorization/00000000", client).status_code == 404
+
+
+def _authorization(pge: Pge, client: str, key: str):
+    entry = parse_xml(pge.get(f"Authorization/{sid(key)}", client).content)
+    return entry.find(f"{ATOM}content/{ESPI}Authorization")
+
+
+def test_authorization_expires_at_is_the_access_token_expiry(pge: Pge, clock: FakeClock) -> None:
+    """Like PG&E (ESPI schema; pge_cmd_2015_authorization_entry.xml): `expires_at` follows the
+    current access token, the authorizedPeriod is open-ended with PG&E's huge duration."""
+    granted = int(clock())
+    tokens = pge.connect("electric")
+    client = pge.client_token()
+    auth = _authorization(pge, client, "electric")
+    assert int(auth.findtext(f"{ESPI}expires_at")) == granted + tokens["expires_in"]
+    start_ms = int(auth.findtext(f"{ESPI}authorizedPeriod/{ESPI}start"))
+    duration_ms = int(auth.findtext(f"{ESPI}authorizedPeriod/{ESPI}duration"))
+    assert start_ms == granted * 1000
+    # The sample's open-ended period ends at 253404243200000 ms (past year 9999).
+    assert start_ms + duration_ms == 1440585200000 + 251963658000000
+    published_ms = int(auth.findtext(f"{ESPI}publishedPeriod/{ESPI}start")) + int(
+        auth.findtext(f"{ESPI}publishedPeriod/{ESPI}duration")
+    )
+    assert published_ms == 1395513200000 + 252026730000000
+
+    # Two hours on, a refresh issues a new access token: `expires_at` moves with it, the
+    # consent's period does not.
+    clock.advance(7200)
+    answer = pge.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert answer.status_code == 200, answer.text
+    auth = _authorization(pge, pge.client_token(), "electric")
+    assert int(auth.findtext(f"{ESPI}expires_at")) == granted + 7200 + 3600
+    assert int(auth.findtext(f"{ESPI}authorizedPeriod/{ESPI}start")) == start_ms
+    assert auth.findtext(f"{ESPI}status") == "1"
+
+
+def test_a_consent_for_some_days_ends_with_its_period(pge: Pge, clock: FakeClock) -> None:
+    granted = int(clock())
+    answer = pge.approve("gas", authorized_days="2")
+    code = answer.headers["Location"].split("code=")[1].split("&")[0]
+    tokens = pge.token(
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
+    ).json()
+    auth = _authorization(pge, pge.client_token(), "gas")
+    start_ms = int(auth.findtext(f"{ESPI}authorizedPeriod/{ESPI}start"))
+    duration_ms = int(auth.findtext(f"{ESPI}authorizedPeriod/{ESPI}duration"))
+    assert (start_ms, duration_ms) == (granted * 1000, 2 * 86400 * 1000)
+    clock.advance(3 * 86400)
+    refresh = pge.token({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert refresh.json()["error"] == "invalid_grant"
+    assert pge.approve("gas", authorized_days="0").status_code == 400
+    assert pge.approve("gas", authorized_days="²").status_code == 400
 
 
 def test_read_service_status(pge: Pge) -> None:
