@@ -1,5 +1,6 @@
 """The operators' admin site: a second factor (django-otp TOTP) when
-`GASCAP_ADMIN_REQUIRE_OTP` is true, and the log line of a brute-force lockout (django-axes).
+`GASCAP_ADMIN_REQUIRE_OTP` is true, the log line of a brute-force lockout (django-axes), and a
+banner for operators when PG&E's client certificate expires soon (gascap/certificate_expiry.py).
 
 The admin holds every customer's consent and their data (docs/reliability.md R8, tests 58-59), so a
 stolen or guessed password alone must not open it. `GascapAdminSite` is the class of
@@ -27,9 +28,12 @@ from django.contrib.auth import user_login_failed
 from django.core.exceptions import ValidationError
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils import timezone
 from django_otp import devices_for_user
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.models import Device
+
+from gascap.certificate_expiry import client_certificate_warning
 
 logger = logging.getLogger("gascap.admin")
 
@@ -107,6 +111,9 @@ class GascapAdminSite(OTPAdminSite):
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)
         context["gascap_otp_required"] = admin_otp_required()
+        # Operators only (never the login page): PG&E's client certificate expires soon.
+        if self.has_permission(request):
+            context["gascap_certificate_warning"] = client_certificate_warning(now=timezone.now())
         return context
 
 

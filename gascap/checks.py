@@ -6,6 +6,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.utils import timezone
+
+from gascap.certificate_expiry import client_certificate_warning
 
 
 @checks.register(checks.Tags.security, deploy=True)
@@ -35,3 +38,20 @@ def check_celery_time_limits(app_configs: Any = None, **kwargs: Any) -> list[che
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.security)
+def check_pge_client_certificate(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """PG&E refuses every call once the client certificate expires: warn ahead of it."""
+    warning = client_certificate_warning(now=timezone.now())
+    if warning is None:
+        return []
+    return [
+        checks.Warning(
+            warning,
+            hint="Run `python manage.py pge_check` after installing the new certificate.",
+            id="gascap.W002",
+        )
+    ]

@@ -131,9 +131,11 @@ class PgeClient:
             form={"grant_type": "refresh_token", "refresh_token": refresh_token}, now=now
         )
 
-    def client_credentials(self, *, now: datetime) -> TokenResponse:
-        """The client token (PG&E's `client_access_token`, normalised into `access_token`)."""
-        return self.token_request(form={"grant_type": "client_credentials"}, now=now)
+    def client_credentials(self, *, now: datetime, url: str | None = None) -> TokenResponse:
+        """The client token (PG&E's `client_access_token`, normalised into `access_token`).
+        `url`: another token URL on the allow-list, e.g. `config.test_token_url` (PG&E's
+        registration connectivity test)."""
+        return self.token_request(form={"grant_type": "client_credentials"}, now=now, url=url)
 
     # --- resources ---------------------------------------------------------------------------
     def get(

@@ -172,7 +172,11 @@ class Transport:
 
     def __init__(self, config: PgeConfig, *, session: requests.Session | None = None) -> None:
         self.config = config
-        self.policy = UrlPolicy(api_base=config.api_base, token_url=config.token_url)
+        self.policy = UrlPolicy(
+            api_base=config.api_base,
+            token_url=config.token_url,
+            test_token_url=config.test_token_url,
+        )
         self._session = session
 
     @property

@@ -11,7 +11,8 @@ attacker could steer):
   never matches; a trailing dot is refused; IP literals never match a configured name);
 - port absent or equal to the configured port (443 by default);
 - path without percent-encoded `/`, `\\` or `.`, without `.`/`..` segments or empty
-  segments, starting with the configured API base path, or equal to the token URL path.
+  segments, starting with the configured API base path, or equal to the token URL path (or,
+  when the caller passes it, exactly PG&E's connectivity-test token URL beside it).
 
 `published-min`/`published-max` are formatted here too, in one place: PG&E's clients send
 integer epoch seconds (docs/pge-protocol.md, "Data APIs").
@@ -48,10 +49,14 @@ def _target(url: str, *, prefix: bool) -> _Target:
 
 
 class UrlPolicy:
-    """The allow-list for one configuration: the API base (a prefix) and the token URL."""
+    """The allow-list for one configuration: the API base (a prefix) and the token URL, plus
+    the registration test token URL when given (exact, like the token URL)."""
 
-    def __init__(self, *, api_base: str, token_url: str) -> None:
-        self._targets = (_target(api_base, prefix=True), _target(token_url, prefix=False))
+    def __init__(self, *, api_base: str, token_url: str, test_token_url: str | None = None) -> None:
+        targets = [_target(api_base, prefix=True), _target(token_url, prefix=False)]
+        if test_token_url:
+            targets.append(_target(test_token_url, prefix=False))
+        self._targets = tuple(targets)
 
     def check(self, url: str) -> None:
         """Raise `PgeUrlRefused` unless `url` may be sent a PG&E token. Does no I/O."""

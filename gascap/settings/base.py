@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from gascap.pge.config import pge_endpoints
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(environ.Env().str("GASCAP_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -210,16 +213,35 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # --- PG&E ----------------------------------------------------------------------------------
-# QA and production are configuration, not code (see docs/pge-protocol.md "Hosts and transport").
-GASCAP_PGE_API_BASE = env.str(
-    "GASCAP_PGE_API_BASE", default="https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
-)
-GASCAP_PGE_TOKEN_URL = env.str(
-    "GASCAP_PGE_TOKEN_URL", default="https://api.pge.com/datacustodian/oauth/v2/token"
-)
-GASCAP_PGE_AUTHORIZE_URL = env.str(
-    "GASCAP_PGE_AUTHORIZE_URL", default="https://sharemydata.pge.com/myAuthorization"
-)
+# QA and production are configuration, not code (see docs/pge-protocol.md "Hosts and transport"):
+# GASCAP_PGE_ENVIRONMENT (production, qa, sandbox) sets PG&E's three URLs; an explicit
+# GASCAP_PGE_API_BASE / _TOKEN_URL / _AUTHORIZE_URL overrides its one URL.
+GASCAP_SANDBOX_PORT = env.int("GASCAP_SANDBOX_PORT", default=8443)
+
+
+def pge_environment_urls(default_environment: str) -> tuple[str, str, str, str]:
+    """(environment, api base, token URL, consent page URL) from the environment variables."""
+    environment = env.str("GASCAP_PGE_ENVIRONMENT", default="") or default_environment
+    try:
+        endpoints = pge_endpoints(
+            environment, sandbox_url=f"https://localhost:{GASCAP_SANDBOX_PORT}"
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"GASCAP_PGE_ENVIRONMENT: {exc}") from None
+    return (
+        environment.strip().lower(),
+        env.str("GASCAP_PGE_API_BASE", default="") or endpoints.api_base,
+        env.str("GASCAP_PGE_TOKEN_URL", default="") or endpoints.token_url,
+        env.str("GASCAP_PGE_AUTHORIZE_URL", default="") or endpoints.authorize_url,
+    )
+
+
+(
+    GASCAP_PGE_ENVIRONMENT,
+    GASCAP_PGE_API_BASE,
+    GASCAP_PGE_TOKEN_URL,
+    GASCAP_PGE_AUTHORIZE_URL,
+) = pge_environment_urls("production")
 GASCAP_PGE_CA_BUNDLE = env.str("GASCAP_PGE_CA_BUNDLE", default="") or None
 GASCAP_PGE_CLIENT_ID = env.str("GASCAP_PGE_CLIENT_ID", default="")
 GASCAP_PGE_CLIENT_SECRET = env.str("GASCAP_PGE_CLIENT_SECRET", default="")
@@ -234,6 +256,9 @@ GASCAP_PGE_CONNECT_TIMEOUT = env.float("GASCAP_PGE_CONNECT_TIMEOUT", default=10.
 GASCAP_PGE_READ_TIMEOUT = env.float("GASCAP_PGE_READ_TIMEOUT", default=60.0)
 # Decoded bytes a fetched document may reach before the download stops (gzip bombs included).
 GASCAP_PGE_MAX_BODY_BYTES = env.int("GASCAP_PGE_MAX_BODY_BYTES", default=1024 * 1024 * 1024)
+# The system check and the admin banner warn this many days before the client certificate
+# (GASCAP_PGE_CLIENT_CERT) expires; PG&E must register a new one before then.
+GASCAP_PGE_CERT_WARN_DAYS = env.int("GASCAP_PGE_CERT_WARN_DAYS", default=30)
 
 # --- Notification webhook (shared by ingest and the sandbox) --------------------------------
 # The secret path segment PG&E posts to: /pge/notify/<token>/. Several, comma-separated,

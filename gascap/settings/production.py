@@ -22,6 +22,10 @@ for _name in _REQUIRED:
     if not env.str(_name, default=""):
         raise ImproperlyConfigured(f"Set the {_name} environment variable (see .env.example).")
 
+# The sandbox is installed only by the local settings.
+if GASCAP_PGE_ENVIRONMENT == "sandbox":  # noqa: F405
+    raise ImproperlyConfigured("GASCAP_PGE_ENVIRONMENT=sandbox needs gascap.settings.local.")
+
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
