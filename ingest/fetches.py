@@ -36,6 +36,7 @@ from ingest.models import Fetch, FetchAttempt
 from ingest.notifications import fetch_enqueue
 from ingest.pge_resources import url_check
 from ingest.ratelimit import RateLimitTimeout, pge_request_slot
+from ops.log_context import log_context_set
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +237,7 @@ def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> Fe
     if fetch is None:
         current = Fetch.objects.filter(pk=fetch_id).values_list("status", flat=True)
         return FetchRunResult(status=current[0] if current else "MISSING", reason="not_claimed")
+    log_context_set(fetch_id=fetch.pk, subscription_id=fetch.subscription_id)
     limit = int(settings.GASCAP_INGEST_POISON_LIMIT)
     if fetch.attempts > limit:
         # The previous runs never recorded an outcome (a crash or kill each time).

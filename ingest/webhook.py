@@ -25,6 +25,7 @@ from ingest.notifications import (
     notification_receive,
     notification_reject,
 )
+from ops.log_context import log_context_set
 
 logger = logging.getLogger(__name__)
 
@@ -155,5 +156,6 @@ def notification_webhook(request: HttpRequest, token: str) -> HttpResponse:
         # Answer 2xx iff the row is committed (docs/reliability.md R1): no database, 503 fast.
         logger.error("notification not stored: database unavailable")
         return _response(503, "temporarily unavailable", Retry_After="30")
+    log_context_set(notification_id=notification.pk)
     logger.info("notification %s stored (%s)", notification.pk, notification.status)
     return _response(200, "ok")

@@ -43,9 +43,11 @@ INSTALLED_APPS = [
     # with the Swagger UI files it ships (no CDN).
     "ninja",
     "api",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "gascap.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Every error under /api/ is an RFC 9457 problem document, whoever produced it.
     "api.problems.ProblemDocumentMiddleware",
@@ -149,13 +151,47 @@ CELERY_TASK_TIME_LIMIT = env.int("GASCAP_CELERY_TIME_LIMIT", default=1800)
 
 # --- Logging -----------------------------------------------------------------------------
 LOG_LEVEL = env.str("GASCAP_LOG_LEVEL", default="INFO")
+# "plain" (local default: one readable line) or "json" (one JSON object a line, for a log
+# shipper, with the ids of `ops.log_context`: request, task, notification, fetch, subscription).
+GASCAP_LOG_FORMAT = env.str("GASCAP_LOG_FORMAT", default="plain").lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "ops.log_context.LogContextFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d "
+            "%(request_id)s %(task_id)s %(notification_id)s %(fetch_id)s %(subscription_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if GASCAP_LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        },
+        # Django's default: a 500 mails ADMINS when DEBUG is off (ADMINS empty: no mail).
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        # Django's own handlers are replaced, so its lines go through the one console
+        # handler (one format, one line each) instead of a second, plain, copy.
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.server": {"handlers": [], "level": "INFO"},
+        "django.db.backends": {"level": "INFO"},
+    },
 }
 
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -400,3 +436,18 @@ AXES_SENSITIVE_PARAMETERS = ["otp_token", "csrfmiddlewaretoken"]
 # the right; 0 (default) trusts only REMOTE_ADDR, which a client cannot forge.
 GASCAP_ADMIN_PROXY_COUNT = env.int("GASCAP_ADMIN_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "gascap.admin_site.client_ip_for_lockout"
+
+# --- Errors to Sentry (optional; ops/sentry.py) -------------------------------------------
+# Unset: nothing is sent anywhere. Events pass a scrubber that removes tokens, OAuth codes,
+# Authorization headers, the client secret, the notify token and the Fernet keys.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+if SENTRY_DSN:
+    from ops.sentry import sentry_init
+
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )
