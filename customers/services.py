@@ -26,6 +26,7 @@ from django.db import transaction
 
 from customers.models import Authorization, ClientToken, SubscriptionUsagePoint
 from gascap.pge.errors import PgeAuthError, PgeError
+from ops.metrics import token_refresh_record
 
 if TYPE_CHECKING:
     from gascap.pge.client import PgeClient
@@ -165,6 +166,7 @@ def authorization_refresh(
                 authorization.scope_params = answer.scope_params
             authorization.save()
             logger.info("Refreshed the token of authorization %s", authorization.pk)
+    token_refresh_record(failure=failure)
     if failure is not None:
         raise failure
     return authorization

@@ -7,6 +7,8 @@ from django.conf import settings
 
 from gascap.pge.client import PgeClient
 from gascap.pge.config import PgeConfig
+from gascap.pge.transport import session_build
+from ops.metrics import pge_calls_metered
 
 
 def pge_config() -> PgeConfig:
@@ -30,5 +32,9 @@ def pge_config() -> PgeConfig:
 
 
 def pge_client() -> PgeClient:
-    """A client for the configured PG&E (one session per client; cheap to build)."""
-    return PgeClient(pge_config())
+    """A client for the configured PG&E (one session per client; cheap to build), whose
+    calls are counted by kind and status for /metrics."""
+    config = pge_config()
+    return PgeClient(
+        config, session=pge_calls_metered(session_build(config), token_url=config.token_url)
+    )

@@ -39,6 +39,7 @@ from ingest.models import (
     UsageSummary,
 )
 from ingest.readings_merge import reading_sink, series_lock
+from ops.metrics import readings_stored_record
 
 __all__ = [
     "EspiRejected",
@@ -354,6 +355,7 @@ def document_import(
         resolved - parsed,
         finished - resolved,
     )
+    readings_stored_record(new=result.readings_new, updated=result.readings_updated)
     return result
 
 

@@ -26,6 +26,7 @@ from ingest.notifications import (
     notification_reject,
 )
 from ops.log_context import log_context_set
+from ops.metrics import notification_answer_record
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def _response(status: int, text: str, **headers: str) -> HttpResponse:
         response[name.replace("_", "-")] = value
     # Django's request logger would write the path, and the path is the secret: log our own.
     response._has_been_logged = True  # type: ignore[attr-defined]
+    notification_answer_record(status=status)
     return response
 
 

@@ -451,3 +451,20 @@ if SENTRY_DSN:
         environment=SENTRY_ENVIRONMENT,
         traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
     )
+
+# --- Prometheus metrics at /metrics (ops/metrics.py, ops/views.py) -------------------------
+# Off by default (404). On: a scrape needs a bearer token or an allowed address.
+GASCAP_METRICS_ENABLED = env.bool("GASCAP_METRICS_ENABLED", default=False)
+GASCAP_METRICS_TOKENS = env.list("GASCAP_METRICS_TOKENS", default=[])
+GASCAP_METRICS_ALLOW_IPS = env.list("GASCAP_METRICS_ALLOW_IPS", default=[])
+if GASCAP_METRICS_ENABLED:
+    # prometheus-client's multiprocess mode: every web worker and Celery process writes its
+    # counters under this directory (shared by all of them) and a scrape sums the files. It
+    # must be set before prometheus_client is imported, hence here.
+    import os as _os
+
+    _os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR",
+        env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics")),
+    )
+    Path(_os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
