@@ -61,6 +61,12 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         hour=9,
         minute=45,
     ),
+    ScheduleSpec(
+        name="ops: alert check",
+        task="ops.alerts_check",
+        description="Mail ADMINS (and the ops webhook) about conditions needing an operator.",
+        every_seconds=900,
+    ),
 )
 
 

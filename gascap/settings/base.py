@@ -468,3 +468,24 @@ if GASCAP_METRICS_ENABLED:
         env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics")),
     )
     Path(_os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
+# --- Alerts to operators (ops/alerts.py; checked by the beat task ops.alerts_check) --------
+# Who gets the mail: comma-separated addresses (Django's ADMINS; empty: no mail).
+ADMINS = [(a, a) for a in env.list("DJANGO_ADMINS", default=[])]
+# How mail leaves: smtp+tls://user:password@host:587, consolemail:// (stderr), ...
+globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
+SERVER_EMAIL = env.str("DJANGO_SERVER_EMAIL", default="gascap@localhost")
+DEFAULT_FROM_EMAIL = SERVER_EMAIL
+EMAIL_SUBJECT_PREFIX = "[gascap] "
+EMAIL_TIMEOUT = env.int("DJANGO_EMAIL_TIMEOUT", default=20)
+# Optional ops webhook (Slack relay, PagerDuty bridge, ...): JSON POST signed the Standard
+# Webhooks way with the secret (whsec_<base64> or plain text).
+GASCAP_OPS_WEBHOOK_URL = env.str("GASCAP_OPS_WEBHOOK_URL", default="")
+GASCAP_OPS_WEBHOOK_SECRET = env.str("GASCAP_OPS_WEBHOOK_SECRET", default="")
+# Links in alerts point to the admin under this origin.
+GASCAP_OPS_BASE_URL = env.str("GASCAP_OPS_BASE_URL", default="http://localhost:8000")
+GASCAP_ALERT_SILENCE_HOURS = env.int("GASCAP_ALERT_SILENCE_HOURS", default=36)
+GASCAP_ALERT_PGE_DAY_PERCENT = env.int("GASCAP_ALERT_PGE_DAY_PERCENT", default=80)
+GASCAP_ALERT_CERT_DAYS = env.int("GASCAP_ALERT_CERT_DAYS", default=30)
+# PG&E's per-client daily call cap (docs/pge-protocol.md, "Rate limits": 20,000/day).
+GASCAP_PGE_DAILY_CALL_CAP = env.int("GASCAP_PGE_DAILY_CALL_CAP", default=20000)
