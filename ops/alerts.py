@@ -8,7 +8,7 @@ the next check sends it. Every alert says what to do.
 Conditions: consents moved to needs re-consent, fetches or notifications failed permanently
 or poisoned (each within the last day), no notification for GASCAP_ALERT_SILENCE_HOURS (36),
 the PG&E day's calls over GASCAP_ALERT_PGE_DAY_PERCENT (80 %) of the daily cap, and the client
-certificate within GASCAP_ALERT_CERT_DAYS (30) of its expiry.
+certificate within GASCAP_PGE_CERT_WARN_DAYS (30) of its expiry.
 """
 
 from __future__ import annotations
@@ -164,21 +164,27 @@ def pge_day_budget(*, now: datetime) -> Alert | None:
 
 
 def certificate_expiry(*, now: datetime) -> Alert | None:
-    from ops.certificates import client_certificate_expires_at
+    """The client certificate's warning (gascap.certificate_expiry, GASCAP_PGE_CERT_WARN_DAYS)."""
+    from gascap.certificate_expiry import client_certificate_warning
+    from gascap.pge.certificates import certificate_days_left
 
-    expires = client_certificate_expires_at()
-    days = int(settings.GASCAP_ALERT_CERT_DAYS)
-    if expires is None or expires - now > timedelta(days=days):
+    warning = client_certificate_warning(now=now)
+    if warning is None:
         return None
-    left = (expires - now).days
+    left = certificate_days_left(settings.GASCAP_PGE_CLIENT_CERT, now=now)
+    subject = (
+        "PG&E client certificate has expired"
+        if left < 0
+        else f"PG&E client certificate expires in {left} day(s)"
+    )
     return Alert(
         "certificate_expiry",
-        f"PG&E client certificate expires in {left} day(s)",
-        f"The certificate in GASCAP_PGE_CLIENT_CERT expires {expires.isoformat()}. After that "
-        "PG&E answers every call with 400 Invalid Certificate: no tokens, no data.\n\n"
+        subject,
+        f"{warning} After that PG&E answers every call with 400 Invalid Certificate: no "
+        "tokens, no data.\n\n"
         "What to do: get a new CA-issued certificate (RSA >= 2048) for the same client, "
         "register it in PG&E's Share My Data portal, then replace GASCAP_PGE_CLIENT_CERT / "
-        "_KEY and restart web, worker and beat.",
+        "_KEY and restart web, worker and beat (`manage.py pge_check` confirms).",
     )
 
 
