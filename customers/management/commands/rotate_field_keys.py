@@ -18,4 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         counts = field_keys_rotate()
-        self.stdout.write(f"Re-encrypted {counts['values']} token values in {counts['rows']} rows.")
+        if options["verbosity"] >= 1:
+            self.stdout.write(
+                f"Re-encrypted {counts['values']} token values in {counts['rows']} rows."
+            )

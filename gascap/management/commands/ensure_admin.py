@@ -20,13 +20,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
-            self.stdout.write("An operator account already exists.")
+            if options["verbosity"] >= 1:
+                self.stdout.write("An operator account already exists.")
             return
         username = os.environ.get("GASCAP_ADMIN_USERNAME", "admin")
         password = os.environ.get("GASCAP_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
         if os.environ.get("GASCAP_ADMIN_PASSWORD"):
-            self.stdout.write(f"Created operator '{username}' with GASCAP_ADMIN_PASSWORD.")
+            if options["verbosity"] >= 1:
+                self.stdout.write(f"Created operator '{username}' with GASCAP_ADMIN_PASSWORD.")
         else:
             self.stdout.write(
                 self.style.WARNING(

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             replaced, _ = TOTPDevice.objects.filter(user=user).delete()
             device = TOTPDevice.objects.create(user=user, name=DEVICE_NAME, confirmed=True)
-        if replaced:
+        if replaced and options["verbosity"] >= 1:
             self.stdout.write(f"Replaced the previous TOTP device of {username!r}.")
         if not user.is_staff:
             self.stdout.write(

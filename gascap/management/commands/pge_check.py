@@ -29,12 +29,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         client = pge_client()
         config = client.config
-        self.stdout.write(f"PG&E environment: {settings.GASCAP_PGE_ENVIRONMENT}")
-        self.stdout.write(f"  API base:     {config.api_base}")
-        self.stdout.write(f"  token URL:    {config.token_url}")
-        self.stdout.write(f"  test token:   {config.test_token_url or '-'}")
-        self.stdout.write(f"  consent page: {config.authorize_url}")
-        self.stdout.write(f"  redirect URI: {config.redirect_uri}")
+        verbosity = options["verbosity"]
+        if verbosity >= 1:
+            self.stdout.write(f"PG&E environment: {settings.GASCAP_PGE_ENVIRONMENT}")
+            self.stdout.write(f"  API base:     {config.api_base}")
+            self.stdout.write(f"  token URL:    {config.token_url}")
+            self.stdout.write(f"  test token:   {config.test_token_url or '-'}")
+            self.stdout.write(f"  consent page: {config.authorize_url}")
+            self.stdout.write(f"  redirect URI: {config.redirect_uri}")
         results = registration_checks(
             client=client,
             now=timezone.now(),
@@ -42,8 +44,11 @@ class Command(BaseCommand):
             fetch_consent_page=not options["no_consent_fetch"],
         )
         width = max(len(r.name) for r in results)
-        self.stdout.write("")
+        if verbosity >= 1:
+            self.stdout.write("")
         for result in results:
+            if verbosity == 0 and result.status == "PASS":
+                continue  # -v 0: only what needs attention
             line = f"{result.status:<4}  {result.name:<{width}}  {result.detail}"
             style = {"PASS": self.style.SUCCESS, "WARN": self.style.WARNING}.get(
                 result.status, self.style.ERROR
@@ -52,4 +57,5 @@ class Command(BaseCommand):
         failed = [r.name for r in results if r.failed]
         if failed:
             raise CommandError(f"{len(failed)} check(s) failed: {', '.join(failed)}")
-        self.stdout.write(self.style.SUCCESS("All PG&E registration checks passed."))
+        if verbosity >= 1:
+            self.stdout.write(self.style.SUCCESS("All PG&E registration checks passed."))

@@ -16,4 +16,5 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         marker = uuid.uuid4().hex
         smoke.delay(marker)
-        self.stdout.write(f"sent smoke task {marker}")
+        if options["verbosity"] >= 1:
+            self.stdout.write(f"sent smoke task {marker}")

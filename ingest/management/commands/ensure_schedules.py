@@ -14,4 +14,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         for name, created in schedules_ensure():
-            self.stdout.write(f"{'created' if created else 'kept   '} {name}")
+            if options["verbosity"] >= 1:
+                self.stdout.write(f"{'created' if created else 'kept   '} {name}")

@@ -50,15 +50,19 @@ class Command(BaseCommand):
         if what in ("fetches", "both"):
             fetch_ids = options["ids"] or self._fetch_ids(options["status"], since)
             count = fetches_replay(fetch_ids=fetch_ids)
-            self.stdout.write(f"re-queued {count} fetch(es)")
+            self._say(options, f"re-queued {count} fetch(es)")
             total += count
         if what in ("notifications", "both"):
             ids = options["ids"] or self._notification_ids(options["status"], since)
             count = notifications_replay(notification_ids=ids)
-            self.stdout.write(f"re-queued {count} notification(s)")
+            self._say(options, f"re-queued {count} notification(s)")
             total += count
         if not total:
-            self.stdout.write("nothing to replay")
+            self._say(options, "nothing to replay")
+
+    def _say(self, options: dict[str, Any], text: str) -> None:
+        if options["verbosity"] >= 1:
+            self.stdout.write(text)
 
     def _fetch_ids(self, status: str, since: datetime | None) -> list[int]:
         rows = Fetch.objects.filter(status=status)

@@ -59,9 +59,10 @@ class Command(BaseCommand):
                 )
             except AuthorizationUnavailable as exc:
                 raise CommandError(f"subscription {sid} unavailable: {exc.reason}") from None
-            self.stdout.write(
-                f"asked PG&E for {len(report.windows)} window(s); statuses {report.statuses}"
-            )
+            if options["verbosity"] >= 1:
+                self.stdout.write(
+                    f"asked PG&E for {len(report.windows)} window(s); statuses {report.statuses}"
+                )
             return
         usage_points = list(authorization.usage_points.values_list("usage_point_id", flat=True))
         usage_points += data_requests.subscription_usage_point_ids(subscription_id=sid)
@@ -76,9 +77,11 @@ class Command(BaseCommand):
         for fetch in created:
             if options["now"]:
                 result = fetches.fetch_run(fetch_id=fetch.pk, now=timezone.now())
-                self.stdout.write(f"fetch {fetch.pk}: {result.status} {result.reason}".rstrip())
+                if options["verbosity"] >= 1:
+                    self.stdout.write(f"fetch {fetch.pk}: {result.status} {result.reason}".rstrip())
             else:
                 fetch_enqueue(fetch_id=fetch.pk)
-        self.stdout.write(
-            f"{len(created)} synchronous fetch(es) for {len(usage_points)} usage point(s)"
-        )
+        if options["verbosity"] >= 1:
+            self.stdout.write(
+                f"{len(created)} synchronous fetch(es) for {len(usage_points)} usage point(s)"
+            )

@@ -23,6 +23,7 @@ class Command(BaseCommand):
         directory = Path(options["dir"]) if options["dir"] else sandbox_config().cert_dir
         paths, created = certs_ensure(directory=directory, force=options["force"])
         verb = "Created" if created else "Kept existing"
-        self.stdout.write(f"{verb} sandbox certificates in {paths.directory}")
-        for path in paths.all():
+        if options["verbosity"] >= 1:
+            self.stdout.write(f"{verb} sandbox certificates in {paths.directory}")
+        for path in paths.all() if options["verbosity"] >= 2 else ():
             self.stdout.write(f"  {path.name}")
