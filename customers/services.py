@@ -193,8 +193,35 @@ def access_token_for_subscription(
     return token
 
 
-def authorization_report_forbidden(*, subscription_id: str, now: datetime) -> None:
-    """PG&E answered 403 to a freshly refreshed token: the consent no longer covers us."""
+def _subscription_root(*, url: str, subscription_id: str) -> bool:
+    """`url` is the subscription's own Batch resource on PG&E's configured API base
+    (`gascap.pge.resources.ResourceUrl.subscription_root`)."""
+    from gascap.pge.resources import ResourceRefused, resource_parse
+    from gascap.pge.urls import UrlPolicy
+
+    api_base = settings.GASCAP_PGE_API_BASE
+    policy = UrlPolicy(api_base=api_base, token_url=settings.GASCAP_PGE_TOKEN_URL)
+    if not policy.is_allowed(url):
+        return False
+    try:
+        resource = resource_parse(url, api_base=api_base)
+    except ResourceRefused:
+        return False
+    return resource.subscription_root and resource.subscription_id == subscription_id
+
+
+def authorization_report_forbidden(*, subscription_id: str, url: str, now: datetime) -> bool:
+    """PG&E answered 403 to a freshly refreshed token at `url`. Only the subscription's own
+    Batch resources (`Batch/Subscription/{SID}`, `.../UsagePoint/{UPID}`) prove the consent no
+    longer covers us: a 403 elsewhere may mean data outside the granted scope
+    (docs/pge-protocol.md), and a path a notification named must never end a consent.
+    Returns True when the authorization was moved to NEEDS_RECONSENT."""
+    if not _subscription_root(url=url, subscription_id=subscription_id):
+        logger.warning(
+            "403 for subscription %s on a resource that is not its own batch: consent kept",
+            subscription_id,
+        )
+        return False
     with transaction.atomic():
         authorization = (
             Authorization.objects.select_for_update()
@@ -202,12 +229,13 @@ def authorization_report_forbidden(*, subscription_id: str, now: datetime) -> No
             .first()
         )
         if authorization is None or authorization.status != Status.ACTIVE:
-            return
+            return False
         authorization_mark_needs_reconsent(
             authorization=authorization,
-            reason="PG&E answered 403 to a freshly refreshed token.",
+            reason="PG&E answered 403 to a freshly refreshed token on the subscription's data.",
             now=now,
         )
+    return True
 
 
 def client_access_token(*, now: datetime, force_refresh: bool = False) -> str:

@@ -34,7 +34,7 @@ from gascap.pge.safexml import XmlRejected
 from ingest.backoff import backoff_delay
 from ingest.models import Fetch, FetchAttempt
 from ingest.notifications import fetch_enqueue
-from ingest.pge_resources import url_check
+from ingest.pge_resources import ResourceRefused, fetch_kind, resource_parse, url_check
 from ingest.ratelimit import RateLimitTimeout, pge_request_slot
 from ops.log_context import log_context_set
 
@@ -167,12 +167,72 @@ def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ign
         return _http_get(fetch, url=url, token=token)
     except PgeAuthError as second:
         if fetch.subscription_id:
+            # Only the subscription's own Batch resources say the consent is gone; a 403 on a
+            # single resource or a ReadingType may be data outside the granted scope
+            # (docs/pge-protocol.md), and a notification's choice of path never ends a consent.
             from customers import services as customer_services
 
-            customer_services.authorization_report_forbidden(
-                subscription_id=fetch.subscription_id, now=now
-            )
+            if not customer_services.authorization_report_forbidden(
+                subscription_id=fetch.subscription_id, url=url, now=now
+            ) and not _subscription_root(url, fetch.subscription_id):
+                raise _Failed("forbidden_resource", _excerpt(second)) from None
         raise _Failed("forbidden", _excerpt(second)) from None
+
+
+def _subscription_root(url: str, subscription_id: str) -> bool:
+    try:
+        resource = resource_parse(url)
+    except ResourceRefused:
+        return False
+    return resource.subscription_root and resource.subscription_id == subscription_id
+
+
+def _resource_verdict(fetch: Fetch, *, now: datetime) -> FetchRunResult | None:
+    """The row's URL checked again, before any token is chosen (the row may have been made
+    before today's rules, edited or replayed): refused outside the grammar or when the row's
+    subscription is not the one the URL names (threat T3); skipped when a GET would start a
+    new request at PG&E instead of downloading notified data (docs/pge-protocol.md)."""
+    try:
+        url_check(fetch.url)
+        resource = resource_parse(fetch.url)
+    except (PgeUrlRefused, ResourceRefused) as exc:
+        reason = getattr(exc, "reason", "") or "url_refused"
+        return _fail(
+            fetch,
+            now=now,
+            reason=reason,
+            error=_excerpt(exc),
+            status=Fetch.Status.REFUSED,
+            with_traceback=False,
+        )
+    if resource.starts_request:
+        return _fail(
+            fetch,
+            now=now,
+            reason="no_correlation",
+            status=Fetch.Status.SKIPPED,
+            error="A Batch URL without a correlationID starts a new request at PG&E",
+            with_traceback=False,
+        )
+    if resource.subscription_id != fetch.subscription_id or fetch_kind(resource) != fetch.kind:
+        return _fail(
+            fetch,
+            now=now,
+            reason="url_mismatch",
+            status=Fetch.Status.REFUSED,
+            error="The row's kind or subscription is not what its URL names",
+            with_traceback=False,
+        )
+    if fetch.kind == Fetch.Kind.AUTHORIZATION:
+        return _fail(
+            fetch,
+            now=now,
+            reason="unsupported_resource",
+            status=Fetch.Status.REFUSED,
+            error="An Authorization notice is polled, not fetched",
+            with_traceback=False,
+        )
+    return None
 
 
 # A UsagePoint's self href is `.../Subscription/{SID}/UsagePoint/{UPID}` (docs/pge-protocol.md).
@@ -206,6 +266,13 @@ def _import(fetch: Fetch, *, now: datetime) -> tuple[int, int, int, int, list[st
     document = _get_with_auth_retry(fetch, url=fetch.url, now=now)
     size = document.size or 0
     try:
+        if document.status not in (200, 204):
+            # A 202 here would mean PG&E took the GET for a new request; other 2xx are not
+            # documented for a data download either (docs/pge-protocol.md, "Data APIs").
+            raise _Failed(
+                "unexpected_status",
+                f"PG&E answered {document.status} to a data download (expected 200 or 204)",
+            )
         if document.status == 204 or not size:
             # Since 2023 PG&E answers 204 when the range holds no data.
             return size, 0, 0, 0, []
@@ -219,7 +286,9 @@ def _import(fetch: Fetch, *, now: datetime) -> tuple[int, int, int, int, list[st
         # A MeterReading without its ReadingType leaves units unknown: fetch it, never guess.
         try:
             url_check(href)
-        except PgeUrlRefused as exc:
+            if resource_parse(href).kind != "READING_TYPE":
+                raise ResourceRefused("unsupported_resource", "the link is not a ReadingType")
+        except (PgeUrlRefused, ResourceRefused) as exc:
             problems.append(f"ReadingType refused: {_excerpt(exc)}")
             continue
         extra = _get_with_auth_retry(fetch, url=href, now=now)
@@ -251,6 +320,9 @@ def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> Fe
         )
         logger.error("fetch %s poisoned after %s runs", fetch.pk, fetch.attempts - 1)
         return FetchRunResult(status=Fetch.Status.POISONED, reason="poison_limit")
+    verdict = _resource_verdict(fetch, now=now)
+    if verdict is not None:
+        return verdict
     try:
         size, new, updated, unchanged, problems = _import(fetch, now=now)
     except _Failed as failed:

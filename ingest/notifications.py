@@ -23,7 +23,13 @@ from django.db.models import F, Q
 from gascap.pge.batchlist import BatchListRejected, parse_batchlist
 from gascap.pge.errors import PgeUrlRefused
 from ingest.models import Fetch, Notification
-from ingest.pge_resources import resource_classify, url_check
+from ingest.pge_resources import (
+    NOTIFIED_KINDS,
+    ResourceRefused,
+    fetch_kind,
+    resource_parse,
+    url_check,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +80,27 @@ def notification_enqueue(*, notification_id: int) -> bool:
     return True
 
 
+# Statuses of an earlier copy that do not make a new delivery of the same body a duplicate.
+_NOT_COVERING = (
+    Notification.Status.DUPLICATE,
+    Notification.Status.REJECTED,
+    Notification.Status.FAILED,
+    Notification.Status.POISONED,
+)
+
+
+def _names_authorization(urls: list[str]) -> bool:
+    """The BatchList names an Authorization resource (a consent change notice)."""
+    for url in urls:
+        try:
+            url_check(url)
+            if resource_parse(url).kind == Fetch.Kind.AUTHORIZATION:
+                return True
+        except (PgeUrlRefused, ResourceRefused):
+            continue
+    return False
+
+
 def notification_receive(
     *, body: bytes, headers: dict[str, str], remote_addr: str | None, now: datetime
 ) -> Notification:
@@ -82,13 +109,18 @@ def notification_receive(
     Raises `NotificationBodyRejected` (nothing stored: the caller records the rejection) and
     lets `DatabaseError` through (the webhook answers 503).
     """
-    notification_body_check(body=body)
+    urls = notification_body_check(body=body)
     digest = _sha256(body)
     window = timedelta(seconds=int(settings.GASCAP_NOTIFY_DUPLICATE_WINDOW))
     with transaction.atomic():
+        # An earlier copy covers this one only if it did (or may still do) the work: a copy that
+        # FAILED or was POISONED did not, so this one is processed again. A consent notice is
+        # never a duplicate: the consent may have changed again since the first one polled.
         original = (
-            Notification.objects.filter(sha256=digest, received_at__gte=now - window)
-            .exclude(status__in=[Notification.Status.DUPLICATE, Notification.Status.REJECTED])
+            None
+            if _names_authorization(urls)
+            else Notification.objects.filter(sha256=digest, received_at__gte=now - window)
+            .exclude(status__in=_NOT_COVERING)
             .order_by("id")
             .first()
         )
@@ -260,6 +292,105 @@ def notification_process(*, notification_id: int, now: datetime) -> ProcessResul
         return ProcessResult(status=Notification.Status.FAILED)
 
 
+def _closed_fetch(
+    notification: Notification,
+    url: str,
+    *,
+    kind: str,
+    status: str,
+    reason: str,
+    error: str,
+    now: datetime,
+    subscription_id: str = "",
+) -> Fetch:
+    """A fetch row recorded for the operator that is never run (refused or skipped)."""
+    return Fetch.objects.create(
+        notification=notification,
+        url=url[:2000],
+        url_sha256=_sha256(url.encode("utf-8")),
+        kind=kind,
+        subscription_id=subscription_id,
+        status=status,
+        reason=reason,
+        error=error[:500],
+        created_at=now,
+        finished_at=now,
+    )
+
+
+def _resource_record(
+    notification: Notification, url: str, now: datetime
+) -> str | tuple[Fetch, bool]:
+    """Record what one BatchList URL becomes: "refused", "skipped", "poll" (an Authorization
+    notice) or the (fetch, created) to queue. Nothing is ever sent to a refused URL (threat T2)."""
+    try:
+        url_check(url)
+        resource = resource_parse(url)
+    except (PgeUrlRefused, ResourceRefused) as refused:
+        reason = getattr(refused, "reason", "") or "url_refused"
+        _closed_fetch(
+            notification,
+            url,
+            kind=Fetch.Kind.UNKNOWN,
+            status=Fetch.Status.REFUSED,
+            reason=reason,
+            error=str(refused),
+            now=now,
+        )
+        logger.warning("notification %s named a URL refused (%s)", notification.pk, reason)
+        return "refused"
+    kind = fetch_kind(resource)
+    if resource.kind not in NOTIFIED_KINDS:
+        _closed_fetch(
+            notification,
+            url,
+            kind=kind,
+            status=Fetch.Status.REFUSED,
+            reason="unsupported_resource",
+            now=now,
+            subscription_id=resource.subscription_id,
+            error="A notification names Batch/Bulk or Batch/Subscription with a correlationID, "
+            "single resources under Subscription/{SID}/UsagePoint, or an Authorization",
+        )
+        return "refused"
+    if resource.starts_request:
+        # A GET here would ask PG&E for new data, not download notified data
+        # (docs/pge-protocol.md, "Data APIs"): recorded, never fetched.
+        _closed_fetch(
+            notification,
+            url,
+            kind=kind,
+            status=Fetch.Status.SKIPPED,
+            reason="no_correlation",
+            now=now,
+            subscription_id=resource.subscription_id,
+            error="A Batch URL without a correlationID starts a new request at PG&E",
+        )
+        return "skipped"
+    if kind == Fetch.Kind.AUTHORIZATION:
+        # A consent change notice: the Authorization poll looks at it with the client token;
+        # nothing is fetched from the URL itself. Every notice polls, even a second one inside
+        # the coalescing window: the consent may have changed again since the first poll.
+        _closed_fetch(
+            notification,
+            url,
+            kind=kind,
+            status=Fetch.Status.SKIPPED,
+            reason="authorization_notice",
+            error="",
+            now=now,
+            subscription_id=resource.subscription_id,
+        )
+        return "poll"
+    return fetch_open_or_create(
+        url=url,
+        kind=kind,
+        subscription_id=resource.subscription_id,
+        now=now,
+        notification=notification,
+    )
+
+
 def _process(notification: Notification, now: datetime) -> ProcessResult:
     try:
         urls = parse_batchlist(bytes(notification.body), max_resources=_max_resources())
@@ -279,68 +410,19 @@ def _process(notification: Notification, now: datetime) -> ProcessResult:
             if _placeholder(url):
                 result.skipped += 1
                 continue
-            try:
-                url_check(url)
-            except PgeUrlRefused as refused:
-                # Recorded for the operator; nothing is ever sent to it (threat T2).
-                result.refused += 1
-                Fetch.objects.create(
-                    notification=notification,
-                    url=url[:2000],
-                    url_sha256=_sha256(url.encode("utf-8")),
-                    kind=Fetch.Kind.UNKNOWN,
-                    status=Fetch.Status.REFUSED,
-                    reason="url_refused",
-                    error=str(refused)[:500],
-                    created_at=now,
-                    finished_at=now,
-                )
-                logger.warning(
-                    "notification %s named a URL outside PG&E's API base", notification.pk
-                )
-                continue
-            kind, subscription_id = resource_classify(url)
-            if kind in (Fetch.Kind.UNKNOWN, Fetch.Kind.READING_TYPE):
-                result.refused += 1
-                Fetch.objects.create(
-                    notification=notification,
-                    url=url,
-                    url_sha256=_sha256(url.encode()),
-                    kind=kind,
-                    status=Fetch.Status.REFUSED,
-                    reason="unsupported_resource",
-                    error="A notification may name Batch/Bulk or Batch/Subscription resources",
-                    created_at=now,
-                    finished_at=now,
-                )
-                continue
-            if kind == Fetch.Kind.AUTHORIZATION:
-                # A consent change notice: the Authorization poll looks at it with the client
-                # token; nothing is fetched from the URL itself.
-                fetch, created = fetch_open_or_create(
-                    url=url,
-                    kind=kind,
-                    subscription_id=subscription_id,
-                    now=now,
-                    notification=notification,
-                )
+            outcome = _resource_record(notification, url, now)
+            if outcome == "poll":
+                poll = True
+            elif isinstance(outcome, tuple):
+                fetch, created = outcome
                 if created:
-                    Fetch.objects.filter(pk=fetch.pk).update(
-                        status=Fetch.Status.SKIPPED, reason="authorization_notice", finished_at=now
-                    )
-                    poll = True
-                continue
-            fetch, created = fetch_open_or_create(
-                url=url,
-                kind=kind,
-                subscription_id=subscription_id,
-                now=now,
-                notification=notification,
-            )
-            if created:
-                queued.append(fetch.pk)
-            else:
-                result.fetches_coalesced += 1
+                    queued.append(fetch.pk)
+                else:
+                    result.fetches_coalesced += 1
+            elif outcome == "refused":
+                result.refused += 1
+            elif outcome == "skipped":
+                result.skipped += 1
         _finish(
             notification,
             status=Notification.Status.PROCESSED,

@@ -1,26 +1,53 @@
 """What a PG&E resource URL is, and whether a token may be sent to it.
 
 The allow-list itself is the client's (`gascap.pge.urls.UrlPolicy`: scheme, host, port and
-path prefix of the configured API base, no userinfo or encoding tricks). On top of it, a URL
-from a notification must name a resource kind we know how to authenticate: the token is chosen
-strictly by the authorization the URL names (docs/reliability.md R2, threat T3) — `Batch/Bulk/{id}`
-with the client token, `Batch/Subscription/{SID}` with that subscription's customer token.
+path prefix of the configured API base, no userinfo or encoding tricks); the grammar of each
+resource kind is `gascap.pge.resources`. On top of both, ingest decides per origin:
+
+- a URL named by a notification may be `Batch/Bulk/{our BulkID}?correlationID=…` (client
+  token), `Batch/Subscription/{SID}?correlationID=…` or a single resource under
+  `Subscription/{SID}/UsagePoint…` (that subscription's customer token), or an Authorization
+  notice (no fetch: the Authorization poll looks); a bare Batch URL starts a new request at
+  PG&E and is never fetched (docs/pge-protocol.md, "Data APIs");
+- the token is chosen strictly by the authorization the URL names (docs/reliability.md R2,
+  threat T3).
 """
 
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit
-
 from django.conf import settings
 
+from gascap.pge import resources
+from gascap.pge.resources import ResourceRefused, ResourceUrl
 from gascap.pge.urls import UrlPolicy
 
-_BULK = re.compile(r"^Batch/Bulk/([^/]+)/?$")
-_BATCH_SUBSCRIPTION = re.compile(r"^Batch/Subscription/([^/]+)(?:/.*)?$")
-_SUBSCRIPTION = re.compile(r"^Subscription/([^/]+)(?:/.*)?$")
-_READING_TYPE = re.compile(r"^(?:ReadingType|LocalTimeParameters)/[^/]+/?$")
-_AUTHORIZATION = re.compile(r"^Authorization(?:/([^/]+))?/?$")
+__all__ = [
+    "NOTIFIED_KINDS",
+    "ResourceRefused",
+    "ResourceUrl",
+    "fetch_kind",
+    "resource_parse",
+    "url_check",
+    "url_policy",
+]
+
+# What a notification may name (issue 10; docs/pge-protocol.md "Notifications"). The
+# synchronous UsagePoint batch and ReadingType/LocalTimeParameters are built or followed by
+# gascap itself, never taken from a notification.
+NOTIFIED_KINDS = frozenset(
+    {resources.BULK, resources.SUBSCRIPTION, resources.RESOURCE, resources.AUTHORIZATION}
+)
+
+# The Fetch.Kind a grammar kind is stored as (the synchronous UsagePoint batch is fetched with
+# the subscription's token like the subscription's own batch).
+_FETCH_KINDS = {
+    resources.BULK: "BULK",
+    resources.SUBSCRIPTION: "SUBSCRIPTION",
+    resources.USAGE_POINT: "SUBSCRIPTION",
+    resources.RESOURCE: "RESOURCE",
+    resources.READING_TYPE: "READING_TYPE",
+    resources.AUTHORIZATION: "AUTHORIZATION",
+}
 
 
 def url_policy() -> UrlPolicy:
@@ -32,23 +59,14 @@ def url_check(url: str) -> None:
     url_policy().check(url)
 
 
-def resource_classify(url: str) -> tuple[str, str]:
-    """(Fetch.Kind value, subscription id or "") for an allow-listed URL."""
-    base_path = urlsplit(settings.GASCAP_PGE_API_BASE).path
-    if not base_path.endswith("/"):
-        base_path += "/"
-    path = urlsplit(url).path
-    if not path.startswith(base_path):
-        return "UNKNOWN", ""
-    relative = path[len(base_path) :]
-    if _BULK.match(relative):
-        return "BULK", ""
-    if match := _BATCH_SUBSCRIPTION.match(relative):
-        return "SUBSCRIPTION", match[1]
-    if match := _SUBSCRIPTION.match(relative):
-        return "RESOURCE", match[1]
-    if _READING_TYPE.match(relative):
-        return "READING_TYPE", ""
-    if match := _AUTHORIZATION.match(relative):
-        return "AUTHORIZATION", match[1] or ""
-    return "UNKNOWN", ""
+def resource_parse(url: str) -> ResourceUrl:
+    """The grammar's reading of an allow-listed URL, or `ResourceRefused`. A Bulk URL must name
+    our own BulkID (the third-party id, docs/pge-protocol.md): another one is refused."""
+    parsed = resources.resource_parse(url, api_base=settings.GASCAP_PGE_API_BASE)
+    if parsed.kind == resources.BULK and parsed.bulk_id != str(settings.GASCAP_PGE_THIRD_PARTY_ID):
+        raise ResourceRefused("foreign_bulk_id", "Batch/Bulk names another third party's BulkID")
+    return parsed
+
+
+def fetch_kind(resource: ResourceUrl) -> str:
+    return _FETCH_KINDS[resource.kind]

@@ -20,6 +20,7 @@ from customers.services import (
 from gascap.pge.errors import PgeTransientError
 from tests.customers.conftest import (
     ACCESS_TOKEN,
+    API_BASE,
     NOW,
     REFRESH_TOKEN,
     SUBSCRIPTION_ID,
@@ -108,7 +109,8 @@ def test_transient_refresh_failure_keeps_the_consent(pge, customer):
 
 
 def test_forbidden_after_fresh_token_needs_reconsent(pge, authorization):
-    authorization_report_forbidden(subscription_id=SUBSCRIPTION_ID, now=NOW)
+    url = f"{API_BASE}Batch/Subscription/{SUBSCRIPTION_ID}?correlationID=5e1f7a2c-0000-4000"
+    assert authorization_report_forbidden(subscription_id=SUBSCRIPTION_ID, url=url, now=NOW)
     stored = Authorization.objects.get()
     assert stored.status == Authorization.Status.NEEDS_RECONSENT
     assert "403" in stored.last_error

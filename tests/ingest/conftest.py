@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import pytest
 import responses
@@ -169,15 +170,25 @@ def client_token(db):
 
 
 def batchlist(*urls: str) -> bytes:
-    items = "".join(f"<ns0:resources>{u}</ns0:resources>" for u in urls)
+    # Escaped as XML text: a URL with two query parameters carries `&`.
+    items = "".join(f"<ns0:resources>{escape(u)}</ns0:resources>" for u in urls)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         f'<ns0:BatchList xmlns:ns0="http://naesb.org/espi">{items}</ns0:BatchList>'
     ).encode()
 
 
-def subscription_url(sid: str = SID, suffix: str = "") -> str:
-    return f"{API_BASE}Batch/Subscription/{sid}{suffix}"
+SUBSCRIPTION_CORRELATION = "7c0f3b1e-0000-4000-8000-00000000c0de"
+
+
+def subscription_url(
+    sid: str = SID, suffix: str = "", correlation: str | None = SUBSCRIPTION_CORRELATION
+) -> str:
+    """`Batch/Subscription/{sid}{suffix}` as PG&E's BatchList names it: with a correlationID
+    (docs/pge-protocol.md: only such URLs are notified data). `correlation=None` gives the
+    bare URL, which would *start* a new request at PG&E."""
+    url = f"{API_BASE}Batch/Subscription/{sid}{suffix}"
+    return f"{url}?correlationID={correlation}" if correlation else url
 
 
 def bulk_url(correlation: str = "5e1f7a2c-0000-4000-8000-00000000abcd") -> str:

@@ -56,7 +56,7 @@ def test_replay_needs_status_or_ids():
 
 
 def test_request_data_async(pge, authorization):
-    pge.get(subscription_url(), status=202)
+    pge.get(subscription_url(correlation=None), status=202)
     out = StringIO()
     call_command(
         "request_data",

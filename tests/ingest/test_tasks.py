@@ -251,7 +251,7 @@ def test_first_subscription_request_covers_the_history_in_30_day_windows(
     now, pge, authorization, settings
 ):
     settings.GASCAP_INGEST_REQUEST_MAX_DAYS = 20
-    pge.get(subscription_url(), status=202)
+    pge.get(subscription_url(correlation=None), status=202)
     report = data_requests.subscription_data_request(authorization_id=authorization.pk, now=now)
     # HistoryLength=2592000 s (30 days) in 20-day windows: two calls.
     assert report.statuses == [202, 202]
@@ -268,7 +268,7 @@ def test_later_requests_start_from_the_last_data(now, pge, authorization):
 
     document_import(source=io.BytesIO(espi_feed()), source_label="t", now=now)
     last = IntervalReading.objects.order_by("-start").first().start
-    pge.get(subscription_url(), status=202)
+    pge.get(subscription_url(correlation=None), status=202)
     data_requests.subscription_data_request(authorization_id=authorization.pk, now=now)
     assert _published_window(pge.calls[0])[0] == int((last - timedelta(days=1)).timestamp())
 
