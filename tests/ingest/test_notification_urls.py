@@ -360,3 +360,64 @@ def test_customer_token_is_never_sent_to_a_refused_url(now, pge, authorization):
     result = fetches.fetch_run(fetch_id=fetch.pk, now=now)
     assert result.status == Fetch.Status.REFUSED
     assert len(pge.calls) == 0
+
+
+# --- duplicates: a copy counts only if the earlier one did the work ------------------------
+
+
+def receive(body: bytes, now, django_capture_on_commit_callbacks) -> Notification:
+    with django_capture_on_commit_callbacks(execute=True):
+        return notifications.notification_receive(
+            body=body, headers={}, remote_addr="127.0.0.1", now=now
+        )
+
+
+@pytest.mark.parametrize("earlier", [Notification.Status.FAILED, Notification.Status.POISONED])
+def test_a_body_equal_to_a_failed_or_poisoned_notification_is_processed_again(
+    earlier, now, published, django_capture_on_commit_callbacks
+):
+    body = batchlist(bulk_url())
+    first = receive(body, now, django_capture_on_commit_callbacks)
+    Notification.objects.filter(pk=first.pk).update(status=earlier, reason="error")
+    second = receive(body, now, django_capture_on_commit_callbacks)
+    assert second.status == Notification.Status.RECEIVED
+    assert second.duplicate_of is None
+    assert published.of("ingest.notification_process") == [[first.pk], [second.pk]]
+
+
+def test_a_body_equal_to_a_processed_notification_is_still_a_duplicate(
+    now, published, django_capture_on_commit_callbacks
+):
+    body = batchlist(bulk_url())
+    first = receive(body, now, django_capture_on_commit_callbacks)
+    Notification.objects.filter(pk=first.pk).update(status=Notification.Status.PROCESSED)
+    second = receive(body, now, django_capture_on_commit_callbacks)
+    assert (second.status, second.duplicate_of_id) == (Notification.Status.DUPLICATE, first.pk)
+    assert published.of("ingest.notification_process") == [[first.pk]]
+
+
+def test_a_second_authorization_notice_in_the_window_still_polls(
+    now, published, django_capture_on_commit_callbacks
+):
+    """A consent may change twice within the window (revoked, then consented again): each notice
+    makes the Authorization poll look, though the bodies are equal."""
+    body = batchlist(f"{API_BASE}Authorization/{SID}")
+    for _ in range(2):
+        notification = receive(body, now, django_capture_on_commit_callbacks)
+        assert notification.status == Notification.Status.RECEIVED
+        with django_capture_on_commit_callbacks(execute=True):
+            notifications.notification_process(notification_id=notification.pk, now=now)
+    assert len(published.of("customers.authorizations_poll")) == 2
+    notices = Fetch.objects.filter(reason="authorization_notice")
+    assert [n.status for n in notices] == [Fetch.Status.SKIPPED] * 2
+
+
+def test_two_authorization_notices_in_one_window_poll_twice(
+    now, published, django_capture_on_commit_callbacks
+):
+    """The coalescing of fetch rows does not swallow the second poll: two different notices
+    (another body each) naming the same Authorization both poll."""
+    url = f"{API_BASE}Authorization/{SID}"
+    for extra in (b"", b" "):
+        process(batchlist(url) + extra, now, django_capture_on_commit_callbacks)
+    assert len(published.of("customers.authorizations_poll")) == 2
