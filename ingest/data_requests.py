@@ -108,15 +108,16 @@ def subscription_data_request(
     report = RequestReport(subscription_id=sid)
     client = _pge_client()
     for window_start, window_end in request_windows(start=start, end=end):
-        status = _with_refresh(
+        answer = _with_refresh(
             lambda token, ws=window_start, we=window_end: client.request_subscription_async(
                 subscription_id=sid, published_min=ws, published_max=we, access_token=token
             ),
             subscription_id=sid,
             now=now,
         )
+        _answer_record(answer, kind=Fetch.Kind.SUBSCRIPTION, subscription_id=sid, now=now)
         report.windows.append((window_start, window_end))
-        report.statuses.append(status)
+        report.statuses.append(answer.status)
     logger.info("asked PG&E for %s window(s) of subscription %s", len(report.windows), sid)
     return report
 
@@ -141,23 +142,40 @@ def _with_refresh(call, *, subscription_id: str, now: datetime):  # type: ignore
     try:
         return call(token)
     except PgeAuthError:
-        customer_services.authorization_report_forbidden(subscription_id=subscription_id, now=now)
+        customer_services.authorization_report_forbidden(
+            subscription_id=subscription_id,
+            url=_pge_client().subscription_url(subscription_id=subscription_id),
+            now=now,
+        )
         raise
 
 
+def _answer_record(answer, *, kind: str, subscription_id: str, now: datetime) -> None:  # type: ignore[no-untyped-def]
+    """Only 202 accepts an asynchronous request (docs/pge-protocol.md, "Data APIs"): a 200 with
+    the data is imported now, any other 2xx is recorded as unexpected — both as a fetch row the
+    operator sees. A 202 records nothing: the notification brings the work."""
+    if answer.accepted:
+        return
+    from ingest.fetches import fetch_record_answer
+
+    fetch_record_answer(kind=kind, subscription_id=subscription_id, answer=answer, now=now)
+
+
 def bulk_data_request(*, now: datetime) -> int:
-    """One Batch/Bulk request for every consent, with the client token (202)."""
+    """One Batch/Bulk request for every consent, with the client token; PG&E's status (202)."""
     from customers import services as customer_services
 
     bulk_id = settings.GASCAP_PGE_THIRD_PARTY_ID
     token = customer_services.client_access_token(now=now)
     pge_request_slot()
-    return _pge_client().request_bulk(
+    answer = _pge_client().request_bulk(
         bulk_id=bulk_id,
         published_min=now - timedelta(days=2),
         published_max=now,
         client_token=token,
     )
+    _answer_record(answer, kind=Fetch.Kind.BULK, subscription_id="", now=now)
+    return answer.status
 
 
 def usage_point_fetch_url(

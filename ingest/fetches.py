@@ -10,6 +10,7 @@ committed at claim time, and past the poison limit the row is POISONED instead o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -261,9 +262,16 @@ def _service_kinds_record(fetch: Fetch, *, now: datetime) -> None:
 
 
 def _import(fetch: Fetch, *, now: datetime) -> tuple[int, int, int, int, list[str]]:
+    document = _get_with_auth_retry(fetch, url=fetch.url, now=now)
+    return _document_ingest(fetch, document, now=now)
+
+
+def _document_ingest(  # type: ignore[no-untyped-def]
+    fetch: Fetch, document, *, now: datetime
+) -> tuple[int, int, int, int, list[str]]:
+    """Import one answer into the readings (closing it), then fetch the ReadingTypes it lacked."""
     from ingest.readings import document_import, reading_type_attach
 
-    document = _get_with_auth_retry(fetch, url=fetch.url, now=now)
     size = document.size or 0
     try:
         if document.status not in (200, 204):
@@ -414,3 +422,64 @@ def _retry_or_fail(fetch: Fetch, *, now: datetime, exc: BaseException) -> FetchR
         "fetch %s: transient %s, retry %s in %.1fs", fetch.pk, reason, fetch.attempts, delay
     )
     return FetchRunResult(status=Fetch.Status.RETRYING, reason=reason, retry_in=delay)
+
+
+def fetch_record_answer(*, kind: str, subscription_id: str, answer, now: datetime) -> Fetch:  # type: ignore[no-untyped-def]
+    """Record a data request's answer that was not 202 (docs/pge-protocol.md, "Data APIs") as a
+    fetch row: a 200 carrying the data is imported from the answer (no second GET), any other
+    2xx is FAILED `unexpected_status`. The row names the request URL, which has no
+    correlationID: replayed, it is skipped, never sent again (it would start a new request)."""
+    document = answer.document
+    fetch = Fetch.objects.create(
+        url=answer.url,
+        url_sha256=hashlib.sha256(answer.url.encode("utf-8")).hexdigest(),
+        kind=kind,
+        subscription_id=subscription_id,
+        status=Fetch.Status.RUNNING,
+        attempts=1,
+        created_at=now,
+        started_at=now,
+    )
+    FetchAttempt.objects.create(
+        fetch=fetch,
+        url=answer.url,
+        started_at=now,
+        duration_ms=(document.elapsed * 1000) if document is not None else 0,
+        status_code=answer.status,
+        bytes_received=(document.size or 0) if document is not None else 0,
+        outcome=FetchAttempt.Outcome.OK if document is not None else FetchAttempt.Outcome.PERMANENT,
+        error_code="" if document is not None else "unexpected_status",
+    )
+    if document is None:
+        _fail(
+            fetch,
+            now=now,
+            reason="unexpected_status",
+            error=f"PG&E answered {answer.status} to an asynchronous request (expected 202): "
+            "no notification will follow",
+            with_traceback=False,
+        )
+        return fetch
+    try:
+        size, new, updated, unchanged, problems = _document_ingest(fetch, document, now=now)
+    except _Failed as failed:
+        _fail(fetch, now=now, reason=failed.reason, error=str(failed), status=failed.status)
+    except XmlRejected as exc:
+        _fail(fetch, now=now, reason="parse_rejected", error=_excerpt(exc))
+    except Exception as exc:  # recorded on the row: the answer cannot be fetched again
+        logger.exception("fetch %s: importing a data request's answer failed", fetch.pk)
+        _fail(fetch, now=now, reason=f"error_{type(exc).__name__}"[:64], error=_excerpt(exc))
+    else:
+        _save(
+            fetch,
+            status=Fetch.Status.INGESTED,
+            finished_at=timezone.now(),
+            bytes_received=size,
+            readings_new=new,
+            readings_updated=updated,
+            readings_unchanged=unchanged,
+            reason="incomplete_units" if problems else "",
+            error="\n".join(problems)[:2000],
+        )
+    fetch.refresh_from_db()
+    return fetch

@@ -14,6 +14,7 @@ import io
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
 
@@ -28,7 +29,7 @@ from gascap.pge.tokens import TokenResponse, token_fields, token_response_build
 from gascap.pge.transport import FetchedDocument, Transport
 from gascap.pge.urls import published_params
 
-__all__ = ["FetchedDocument", "PgeClient"]
+__all__ = ["AsyncAnswer", "FetchedDocument", "PgeClient"]
 
 # Token answers and single resources are small; a list of Authorizations grows with the
 # number of customers (about 2 KB each).
@@ -43,6 +44,25 @@ def _path_id(value: str | int, what: str) -> str:
     if not _PATH_ID.match(text) or len(text) > 200:
         raise PgePermanentError(f"{what} is not a plain identifier", code="bad_id")
     return text
+
+
+@dataclass
+class AsyncAnswer:
+    """PG&E's answer to an asynchronous Batch request (docs/pge-protocol.md, "Data APIs").
+
+    Only 202 is an accepted request (the data follows by notification). A 200 that carries a
+    body is the data itself: `document` holds it and the caller imports and closes it. Any
+    other 2xx (a 200 without a body, 201, 204, ...) accepts nothing: no notification is
+    promised, so the caller records it as unexpected. `url` is the request with its query.
+    """
+
+    status: int
+    url: str
+    document: FetchedDocument | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == 202
 
 
 class PgeClient:
@@ -179,13 +199,18 @@ class PgeClient:
         published_min: int | str | datetime,
         published_max: int | str | datetime,
         access_token: str,
-    ) -> int:
+    ) -> AsyncAnswer:
         """Ask for a subscription's data; PG&E answers 202 and notifies when it is ready."""
         url = self.subscription_url(subscription_id=subscription_id)
-        with self.get(
-            url=url, token=access_token, params=published_params(published_min, published_max)
-        ) as document:
-            return document.status
+        return self._async(url, access_token, published_params(published_min, published_max))
+
+    def _async(self, url: str, token: str, params: Mapping[str, str]) -> AsyncAnswer:
+        document = self.get(url=url, token=token, params=params)
+        full_url = f"{url}?{urlencode(params)}" if params else url
+        if document.status == 200 and document.size:
+            return AsyncAnswer(status=200, url=full_url, document=document)
+        document.close()
+        return AsyncAnswer(status=document.status, url=full_url)
 
     def request_subscription_usage_point_sync(
         self,
@@ -209,13 +234,10 @@ class PgeClient:
         published_min: int | str | datetime | None = None,
         published_max: int | str | datetime | None = None,
         client_token: str,
-    ) -> int:
+    ) -> AsyncAnswer:
         """Ask for the Bulk batch (BulkID = the third-party id) with the client token; 202."""
         url = f"{self.config.batch_base}Bulk/{_path_id(bulk_id, 'bulk id')}"
-        with self.get(
-            url=url, token=client_token, params=published_params(published_min, published_max)
-        ) as document:
-            return document.status
+        return self._async(url, client_token, published_params(published_min, published_max))
 
     def fetch(self, *, url: str, access_token: str) -> FetchedDocument:
         """GET a resource URL a notification named; refused before any network use unless it

@@ -213,14 +213,38 @@ def test_204_gives_an_empty_document(pge: PgeClient) -> None:
 def test_async_and_bulk_requests_answer_202(pge: PgeClient) -> None:
     responses.get(f"{API_BASE}Batch/Subscription/{SID}", status=202)
     responses.get(f"{API_BASE}Batch/Bulk/50098", status=202)
-    assert (
-        pge.request_subscription_async(
-            subscription_id=SID, published_min="1", published_max="2", access_token=ACCESS
-        )
-        == 202
+    answer = pge.request_subscription_async(
+        subscription_id=SID, published_min="1", published_max="2", access_token=ACCESS
     )
-    assert pge.request_bulk(bulk_id=50098, client_token=ACCESS) == 202
+    assert (answer.status, answer.accepted, answer.document) == (202, True, None)
+    assert answer.url == f"{API_BASE}Batch/Subscription/{SID}?published-min=1&published-max=2"
+    bulk = pge.request_bulk(bulk_id=50098, client_token=ACCESS)
+    assert (bulk.status, bulk.accepted, bulk.url) == (202, True, f"{API_BASE}Batch/Bulk/50098")
     assert urlsplit(responses.calls[1].request.url).query == ""
+
+
+@responses.activate
+def test_an_async_request_answered_200_with_a_feed_hands_the_document_over(
+    pge: PgeClient,
+) -> None:
+    """Async requests succeed on exactly 202 (docs/pge-protocol.md); a 200 that carries the data
+    is the data: the caller imports it rather than wait for a notification."""
+    responses.get(f"{API_BASE}Batch/Subscription/{SID}", body=FEED, content_type="text/xml")
+    answer = pge.request_subscription_async(
+        subscription_id=SID, published_min=1, published_max=2, access_token=ACCESS
+    )
+    assert (answer.status, answer.accepted) == (200, False)
+    assert answer.document is not None
+    with answer.document as document:
+        assert document.read() == FEED
+
+
+@pytest.mark.parametrize("status", [200, 201, 203, 204, 206])
+@responses.activate
+def test_other_2xx_to_an_async_request_are_not_accepted(pge: PgeClient, status: int) -> None:
+    responses.get(f"{API_BASE}Batch/Bulk/50098", status=status, body=b"")
+    answer = pge.request_bulk(bulk_id="50098", client_token=ACCESS)
+    assert (answer.status, answer.accepted, answer.document) == (status, False, None)
 
 
 def test_ids_cannot_change_the_path(pge: PgeClient) -> None:

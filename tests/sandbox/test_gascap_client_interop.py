@@ -52,13 +52,13 @@ def test_consent_async_request_notification_fetch_and_parse(
     assert tokens.subscription_id == sid("solar")
     start, _ = day_bounds(datetime(2025, 11, 1).date())
     _, end = day_bounds(datetime(2025, 11, 3).date())
-    status = client.request_subscription_async(
+    answer = client.request_subscription_async(
         subscription_id=sid("solar"),
         published_min=start,
         published_max=end,
         access_token=tokens.access_token,
     )
-    assert status == 202
+    assert (answer.status, answer.document) == (202, None)
     [url] = parse_batchlist(listener.wait_for(1)[0])
     assert client.is_allowed_url(url)
     document = client.fetch(url=url, access_token=tokens.access_token)
@@ -84,7 +84,7 @@ def test_client_credentials_bulk_authorizations_and_status(
     assert client.service_status(client_token=token) is True
     [info] = client.authorizations_list(client_token=token)
     assert (info.subscription_id, info.status) == (sid("gas"), 1)
-    assert client.request_bulk(bulk_id="50098", client_token=token) == 202
+    assert client.request_bulk(bulk_id="50098", client_token=token).status == 202
     [url] = parse_batchlist(listener.wait_for(1)[0])
     document = client.fetch(url=url, access_token=token)
     _, series, rows = espi_read(document.open())
