@@ -262,3 +262,32 @@ def test_hostile_redirect_sends_nothing_and_stores_nothing(stack, attacker_liste
     assert IntervalReading.objects.count() == 0
     time.sleep(0.3)
     assert connections == []
+
+
+def test_a_bare_batch_url_is_skipped_and_pge_is_never_asked(stack):
+    """Issue 10, part 4, through real processes: a BatchList naming the subscription's bare Batch
+    URL next to a correlated one. The correlated data is fetched and stored; the bare URL is
+    recorded SKIPPED `no_correlation` and never reaches the sandbox (a GET there would start a
+    new request at PG&E, docs/pge-protocol.md "Data APIs")."""
+    from tests.ingest.conftest import batchlist
+
+    start = int((timezone.now() - timedelta(days=3)).timestamp())
+    start -= start % 86400
+    correlation = stack.sandbox.state.correlation_create(
+        kind="subscription", target=stack.sid, published_min=start, published_max=start + 86400
+    )
+    batch = f"{stack.sandbox.api_base}Batch/Subscription/{stack.sid}"
+    body = batchlist(batch, f"{batch}?correlationID={correlation}")
+    answer = _http().post(f"{stack.web_url}/pge/notify/{NOTIFY_TOKEN}/", data=body, timeout=5)
+    assert answer.status_code == 200
+    stack.wait_for(lambda: _settled(stack))
+    rows = {f.url: f for f in _fetches(stack)}
+    assert (rows[batch].status, rows[batch].reason) == (Fetch.Status.SKIPPED, "no_correlation")
+    fetched = rows[f"{batch}?correlationID={correlation}"]
+    assert fetched.status == Fetch.Status.INGESTED, (fetched.reason, fetched.error)
+    assert IntervalReading.objects.count() > 0
+    batch_requests = [
+        r for r in stack.sandbox.state.requests_list() if "/Batch/Subscription/" in r.path
+    ]
+    assert [r.query.get("correlationID") for r in batch_requests] == [[correlation]]
+    assert stack.sandbox.app.notifier.pending() == 0

@@ -114,3 +114,34 @@ def test_requests_and_notifications_are_recorded_without_tokens(
         time.sleep(0.05)
     [sent] = pge.control("GET", "notifications").json()
     assert sent["status"] == 200
+
+
+def test_every_notification_names_its_data_with_a_correlation_id(
+    pge: Pge, listener: Listener, sandbox: SandboxServer
+) -> None:
+    """Like PG&E's real BatchList (tests/fixtures/pge_smd_2020_notification_batchlist_malformed.xml:
+    `Batch/Bulk/50916?correlationID=<uuid>`): whichever way the sandbox notifies, each URL is a
+    Batch URL with a correlationID alone, never a bare Batch URL that would start a new
+    request (docs/pge-protocol.md, "Data APIs")."""
+    import re
+
+    from sandbox.faults import Fault
+
+    shape = re.compile(
+        re.escape(sandbox.api_base)
+        + r"Batch/(?:Bulk/50098|Subscription/[0-9]+)\?correlationID="
+        + r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    )
+    token = pge.connect("electric")["access_token"]
+    client = pge.client_token()
+    electric = sid("electric")
+    sandbox.state.fault_add(Fault(kind="duplicate_notification", times=1))
+    assert pge.get(f"Batch/Subscription/{electric}", token).status_code == 202
+    sandbox.state.fault_add(Fault(kind="notify_before_202", times=1))
+    assert pge.get("Batch/Bulk/50098", client).status_code == 202
+    assert pge.control("POST", "notify", {"subscription_id": electric}).status_code == 200
+    assert pge.control("POST", "notify", {"bulk": True}).status_code == 200
+    bodies = listener.wait_for(5)
+    urls = [url for body in bodies for url in batchlist_urls(body)]
+    assert len(urls) == 5
+    assert all(shape.fullmatch(url) for url in urls), urls
