@@ -70,8 +70,9 @@ class Notification(models.Model):
 
 
 class Fetch(models.Model):
-    """One PG&E resource to download (a URL from a BatchList, or a ReadingType a document
-    lacked), with its outcome. At most one open fetch exists per URL: duplicates coalesce."""
+    """One PG&E resource to download (a URL from a BatchList, a ReadingType a document lacked,
+    or a data request PG&E answered with something else than 202), with its outcome. At most
+    one open fetch exists per URL: duplicates coalesce."""
 
     class Status(models.TextChoices):
         PENDING = "PENDING", "pending"
