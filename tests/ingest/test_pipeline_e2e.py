@@ -291,3 +291,43 @@ def test_a_bare_batch_url_is_skipped_and_pge_is_never_asked(stack):
     ]
     assert [r.query.get("correlationID") for r in batch_requests] == [[correlation]]
     assert stack.sandbox.app.notifier.pending() == 0
+
+
+def test_a_403_on_a_single_resource_keeps_the_consent_a_403_on_its_batch_ends_it(stack):
+    """Issue 10, part 4, through real processes: the sandbox answers 403 to the token twice
+    (before and after the worker's refresh). On a single resource a notification named, the
+    fetch fails `forbidden_resource` and the consent stays ACTIVE; on the subscription's own
+    Batch resource the consent moves to NEEDS_RECONSENT."""
+    from customers.models import Authorization
+    from sandbox.demo import customer_by_subscription
+    from sandbox.faults import Fault
+    from tests.ingest.conftest import batchlist
+
+    upid = customer_by_subscription(stack.sid).usage_points[0].usage_point_id
+    single = f"{stack.sandbox.api_base}Subscription/{stack.sid}/UsagePoint/{upid}"
+    stack.sandbox.state.fault_add(Fault(kind="expired_token", subscription_id=stack.sid, times=2))
+    answer = _http().post(
+        f"{stack.web_url}/pge/notify/{NOTIFY_TOKEN}/", data=batchlist(single), timeout=5
+    )
+    assert answer.status_code == 200
+    stack.wait_for(lambda: _settled(stack))
+    fetch = _fetches(stack).get()
+    assert (fetch.status, fetch.reason) == (Fetch.Status.FAILED, "forbidden_resource")
+    assert list(fetch.attempt_rows.values_list("status_code", flat=True)) == [403, 403]
+    consent = Authorization.objects.get(subscription_id=stack.sid)
+    assert consent.status == Authorization.Status.ACTIVE
+
+    correlation = stack.sandbox.state.correlation_create(
+        kind="subscription", target=stack.sid, published_min=None, published_max=None
+    )
+    batch = f"{stack.sandbox.api_base}Batch/Subscription/{stack.sid}?correlationID={correlation}"
+    stack.sandbox.state.fault_add(Fault(kind="expired_token", subscription_id=stack.sid, times=2))
+    answer = _http().post(
+        f"{stack.web_url}/pge/notify/{NOTIFY_TOKEN}/", data=batchlist(batch), timeout=5
+    )
+    assert answer.status_code == 200
+    stack.wait_for(lambda: _fetches(stack).count() == 2 and _settled(stack))
+    second = _fetches(stack).get(url=batch)
+    assert (second.status, second.reason) == (Fetch.Status.FAILED, "forbidden")
+    consent.refresh_from_db()
+    assert consent.status == Authorization.Status.NEEDS_RECONSENT
