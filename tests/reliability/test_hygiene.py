@@ -33,39 +33,56 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 class Monitor:
-    """Redis MONITOR in a thread: every command sent to our database, as text."""
+    """Redis MONITOR in a thread: every command sent to our database, as text.
+
+    The monitor connection has no read timeout: redis-py drops a connection whose read timed
+    out, and the reconnected socket is no longer in MONITOR mode, so a quiet moment (5 s, the
+    default timeout, is a lull a loaded machine produces) left the monitor deaf for the rest of
+    the test and the test saw no message at all. It blocks on the next command instead,
+    and `__exit__` wakes it with PINGs from another connection (MONITOR sees them too)."""
 
     def __init__(self) -> None:
         import redis
 
-        self.client = redis.Redis.from_url(redis_url())
+        # redis-py 8 reads with a 5 s timeout by default: none here (see the docstring).
+        self.client = redis.Redis.from_url(redis_url(), socket_timeout=None)
         self.commands: list[str] = []
+        self.error: BaseException | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with self.client.monitor() as monitor:
-            self._ready.set()
-            connection = monitor.connection
-            connection.socket_timeout = 0.2  # so the loop sees the stop flag
-            while not self._stop.is_set():
-                try:
+        try:
+            with self.client.monitor() as monitor:
+                self._ready.set()
+                while not self._stop.is_set():
                     event = monitor.next_command()
-                except Exception:  # noqa: S112 - a read timeout: look at the flag again
-                    continue
-                if str(event.get("db")) == str(REL_REDIS_DB):
-                    self.commands.append(event["command"])
+                    if str(event.get("db")) == str(REL_REDIS_DB):
+                        self.commands.append(event["command"])
+        except BaseException as exc:  # reported by __enter__ / __exit__, never swallowed
+            self.error = exc
+            self._ready.set()
 
     def __enter__(self) -> Monitor:
         self._thread.start()
-        self._ready.wait(5)
+        assert self._ready.wait(5), "Redis MONITOR did not start"
+        assert self.error is None, f"Redis MONITOR failed: {self.error!r}"
         return self
 
     def __exit__(self, *exc: object) -> None:
+        import redis
+
         self._stop.set()
-        self._thread.join(timeout=5)
+        waker = redis.Redis.from_url(redis_url())
+        for _ in range(50):
+            if not self._thread.is_alive():
+                break
+            waker.ping()
+            self._thread.join(timeout=0.1)
+        waker.close()
         self.client.close()
+        assert self.error is None, f"Redis MONITOR failed during the test: {self.error!r}"
 
 
 def _kombu_messages(commands: list[str]) -> Iterator[dict]:
