@@ -20,3 +20,12 @@ def authorization_for_subscription(*, subscription_id: str) -> Authorization | N
         .filter(subscription_id=subscription_id)
         .first()
     )
+
+
+def active_subscriptions() -> dict[str, int]:
+    """{subscription id: authorization id} of the ACTIVE consents (a Bulk document's filter)."""
+    return dict(
+        Authorization.objects.filter(status=Authorization.Status.ACTIVE)
+        .exclude(subscription_id=None)
+        .values_list("subscription_id", "pk")
+    )

@@ -320,13 +320,17 @@ _ESPI_SERVICE_KINDS = {
 }
 
 
-def subscription_usage_points_record_kinds(*, subscription_id: str, kinds: dict[str, int]) -> int:
-    """Record the service kind PG&E's data gave each of the subscription's usage points
-    (`kinds` maps usage point id -> ESPI ServiceCategory kind). A usage point the
-    Authorization resource did not list is added: the data proves the consent covers it.
-    Codes other than electricity/gas leave the kind as it is. An unknown subscription changes
-    nothing. Returns how many rows were added or changed."""
-    authorization = Authorization.objects.filter(subscription_id=subscription_id).first()
+def subscription_usage_points_record_kinds(*, authorization_id: int, kinds: dict[str, int]) -> int:
+    """Record the service kind PG&E's data gave each of the authorization's usage points
+    (`kinds` maps usage point id -> ESPI ServiceCategory kind; ingest passes only usage
+    points bound to this authorization by the fetch). A usage point the Authorization
+    resource did not list is added: the data proves the consent covers it. Codes other than
+    electricity/gas leave the kind as it is. An unknown authorization changes nothing.
+    Returns how many rows were added or changed.
+
+    The first data of a re-consent (a new subscription id) joins the customer whose earlier
+    consent covered the same usage points (`authorization_customer_rejoin`)."""
+    authorization = Authorization.objects.filter(pk=authorization_id).first()
     if authorization is None:
         return 0
     changed = 0
@@ -343,4 +347,50 @@ def subscription_usage_points_record_kinds(*, subscription_id: str, kinds: dict[
             row.service_kind = kind
             row.save(update_fields=["service_kind"])
             changed += 1
+    authorization_customer_rejoin(authorization=authorization, usage_point_ids=list(kinds))
     return changed
+
+
+def authorization_customer_rejoin(
+    *, authorization: Authorization, usage_point_ids: list[str]
+) -> bool:
+    """Give a re-consent's authorization the customer of the earlier consent it replaces.
+
+    PG&E issues a new subscription id on re-consent (docs/pge-protocol.md: re-authorization
+    cancels the old subscription), and the consent callback, knowing only that id, creates
+    a placeholder customer. When this authorization is its customer's only one and an
+    earlier, no longer ACTIVE authorization of another customer covers one of the same usage
+    points (PG&E's usage point id is the service agreement), the authorization moves to that
+    customer, so the customer's history (the old usage points and readings) and the new data
+    are one customer's. The callback's placeholder customer is then removed.
+    Returns True when the authorization moved.
+    """
+    if not usage_point_ids:
+        return False
+    placeholder = authorization.customer
+    if Authorization.objects.filter(customer=placeholder).exclude(pk=authorization.pk).exists():
+        return False
+    earlier = (
+        SubscriptionUsagePoint.objects.filter(usage_point_id__in=usage_point_ids)
+        .exclude(authorization__customer=placeholder)
+        .exclude(authorization__status=Status.ACTIVE)
+        .select_related("authorization__customer")
+        .order_by("-authorization__created_at")
+        .first()
+    )
+    if earlier is None:
+        return False
+    with transaction.atomic():
+        authorization.customer = earlier.authorization.customer
+        authorization.save(update_fields=["customer", "updated_at"])
+        # Only the callback's placeholder is removed; a customer an operator named stays.
+        if placeholder.display_name == f"Subscription {authorization.subscription_id}" and (
+            not placeholder.email
+        ):
+            placeholder.delete()
+    logger.info(
+        "Authorization %s (re-consent) joined customer %s",
+        authorization.pk,
+        authorization.customer_id,
+    )
+    return True

@@ -10,7 +10,6 @@ slot of the shared rate limiter.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -26,8 +25,6 @@ from ingest.notifications import fetch_enqueue, fetch_open_or_create
 from ingest.ratelimit import pge_request_slot
 
 logger = logging.getLogger(__name__)
-
-_USAGE_POINT_HREF = re.compile(r"/Subscription/([^/]+)/UsagePoint/([^/?#]+)")
 
 
 def _pge_client():  # type: ignore[no-untyped-def]
@@ -54,7 +51,7 @@ def request_windows(*, start: datetime, end: datetime) -> list[tuple[datetime, d
 def subscription_last_data(*, subscription_id: str) -> datetime | None:
     """End of the newest interval stored for the subscription's usage points, if any."""
     latest = IntervalReading.objects.filter(
-        meter_reading__usage_point__href__contains=f"/Subscription/{subscription_id}/"
+        meter_reading__usage_point__authorization__subscription_id=subscription_id
     ).aggregate(last=Max("start"))["last"]
     return latest
 
@@ -278,19 +275,29 @@ def _day_ranges(days: list[date]) -> list[tuple[date, date]]:
 
 def gap_audit(*, now: datetime, days: int | None = None) -> list[Fetch]:
     """Find missing intervals in the last `days` local days (ending the day before yesterday:
-    PG&E publishes a day's data the next day) and fetch exactly those days, synchronously."""
+    PG&E publishes a day's data the next day) and fetch exactly those days, synchronously.
+
+    Only usage points bound to an ACTIVE consent are audited, by the subscription they are
+    bound to (never by the hrefs inside stored data: docs/espi.md, "Which usage points a
+    document may write"): an ended consent, or an operator's unbound file, starts no fetch.
+    """
+    from customers.models import Authorization
+
     days = days or int(settings.GASCAP_INGEST_GAP_AUDIT_DAYS)
     zone = _local_zone()
     last_day = now.astimezone(zone).date() - timedelta(days=2)
     first_day = last_day - timedelta(days=days - 1)
     per_usage_point: dict[tuple[str, str], list[date]] = {}
-    for series in MeterReading.objects.select_related("usage_point", "reading_type"):
-        match = _USAGE_POINT_HREF.search(series.usage_point.href)
-        if not match:
-            continue  # not reachable through a subscription (e.g. a Bulk-only href)
+    audited = MeterReading.objects.filter(
+        usage_point__authorization__status=Authorization.Status.ACTIVE
+    ).select_related("usage_point__authorization", "reading_type")
+    for series in audited:
+        sid = series.usage_point.authorization.subscription_id  # type: ignore[union-attr]
+        if not sid:
+            continue
         missing = series_missing_days(meter_reading=series, first_day=first_day, last_day=last_day)
         if missing:
-            per_usage_point.setdefault((match[1], match[2]), []).extend(missing)
+            per_usage_point.setdefault((sid, series.usage_point.usage_point_id), []).extend(missing)
     created: list[Fetch] = []
     for (sid, upid), missing_days in per_usage_point.items():
         for first, last in _day_ranges(missing_days):
@@ -308,14 +315,11 @@ def gap_audit(*, now: datetime, days: int | None = None) -> list[Fetch]:
 
 
 def subscription_usage_point_ids(*, subscription_id: str) -> list[str]:
-    """Usage point ids seen in stored data for the subscription (from their hrefs)."""
+    """Usage point ids of stored data bound to the subscription's authorization."""
     from ingest.models import UsagePoint
 
-    ids = []
-    for href in UsagePoint.objects.filter(
-        href__contains=f"/Subscription/{subscription_id}/UsagePoint/"
-    ).values_list("href", flat=True):
-        match = _USAGE_POINT_HREF.search(href)
-        if match and match[1] == subscription_id:
-            ids.append(match[2])
-    return ids
+    return list(
+        UsagePoint.objects.filter(authorization__subscription_id=subscription_id)
+        .order_by("usage_point_id")
+        .values_list("usage_point_id", flat=True)
+    )

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 import traceback as traceback_module
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -37,7 +37,16 @@ from ingest.models import Fetch, FetchAttempt
 from ingest.notifications import fetch_enqueue
 from ingest.pge_resources import ResourceRefused, fetch_kind, resource_parse, url_check
 from ingest.ratelimit import RateLimitTimeout, pge_request_slot
+from ingest.usage_point_binding import (
+    DocumentRefused,
+    UsagePointBinding,
+    bulk_binding,
+    subscription_binding,
+)
 from ops.log_context import log_context_set
+
+if TYPE_CHECKING:
+    from ingest.readings import ImportResult
 
 logger = logging.getLogger(__name__)
 
@@ -236,41 +245,40 @@ def _resource_verdict(fetch: Fetch, *, now: datetime) -> FetchRunResult | None:
     return None
 
 
-# A UsagePoint's self href is `.../Subscription/{SID}/UsagePoint/{UPID}` (docs/pge-protocol.md).
-_SUBSCRIPTION_USAGE_POINT = re.compile(r"/Subscription/([^/]+)/UsagePoint/([^/?#]+)")
-
-
-def _service_kinds_record(fetch: Fetch, *, now: datetime) -> None:
-    """Tell customers the service kind (electric/gas) of the usage points the import stored:
-    PG&E's Authorization resource does not say it, only the data's ServiceCategory does."""
+def _service_kinds_record(result: ImportResult) -> None:
+    """Tell customers the service kind (electric/gas) of the usage points the import stored,
+    per authorization: PG&E's Authorization resource does not say it, only the data's
+    ServiceCategory does."""
     from customers.services import subscription_usage_points_record_kinds
-    from ingest.models import UsagePoint
 
-    rows = UsagePoint.objects.filter(service_kind__isnull=False)
+    by_authorization: dict[int, dict[str, int]] = {}
+    for stored in result.usage_points_stored:
+        if stored.authorization_id is not None and stored.service_kind is not None:
+            kinds = by_authorization.setdefault(stored.authorization_id, {})
+            kinds[stored.usage_point_id] = stored.service_kind
+    for authorization_id, kinds in by_authorization.items():
+        subscription_usage_points_record_kinds(authorization_id=authorization_id, kinds=kinds)
+
+
+def _binding(fetch: Fetch) -> UsagePointBinding:
+    """What the document may write, from the fetch (docs/espi.md, "Which usage points a
+    document may write"): its subscription's usage points, else (Bulk) ACTIVE ones only."""
     if fetch.subscription_id:
-        rows = rows.filter(href__contains=f"/Subscription/{fetch.subscription_id}/UsagePoint/")
-    else:
-        # A Bulk document spans subscriptions: the usage points it created or changed.
-        rows = rows.filter(updated_at=now, href__contains="/Subscription/")
-    by_subscription: dict[str, dict[str, int]] = {}
-    for href, kind in rows.values_list("href", "service_kind"):
-        match = _SUBSCRIPTION_USAGE_POINT.search(href)
-        if match:
-            by_subscription.setdefault(match[1], {})[match[2]] = kind
-    for subscription_id, kinds in by_subscription.items():
-        subscription_usage_points_record_kinds(subscription_id=subscription_id, kinds=kinds)
+        return subscription_binding(subscription_id=fetch.subscription_id)
+    return bulk_binding()
 
 
-def _import(fetch: Fetch, *, now: datetime) -> tuple[int, int, int, int, list[str]]:
+def _import(fetch: Fetch, *, now: datetime) -> tuple[int, ImportResult, list[str]]:
     document = _get_with_auth_retry(fetch, url=fetch.url, now=now)
     return _document_ingest(fetch, document, now=now)
 
 
 def _document_ingest(  # type: ignore[no-untyped-def]
     fetch: Fetch, document, *, now: datetime
-) -> tuple[int, int, int, int, list[str]]:
-    """Import one answer into the readings (closing it), then fetch the ReadingTypes it lacked."""
-    from ingest.readings import document_import, reading_type_attach
+) -> tuple[int, ImportResult, list[str]]:
+    """Import one answer into the readings (closing it), then fetch the ReadingTypes it lacked.
+    The usage points it may write are those of the fetch's binding (`_binding`)."""
+    from ingest.readings import ImportResult, document_import, reading_type_attach
 
     size = document.size or 0
     try:
@@ -283,12 +291,16 @@ def _document_ingest(  # type: ignore[no-untyped-def]
             )
         if document.status == 204 or not size:
             # Since 2023 PG&E answers 204 when the range holds no data.
-            return size, 0, 0, 0, []
+            return size, ImportResult(), []
         with document.open() as source:
-            result = document_import(source=source, source_label=f"fetch {fetch.pk}", now=now)
+            result = document_import(
+                source=source, source_label=f"fetch {fetch.pk}", now=now, binding=_binding(fetch)
+            )
+    except DocumentRefused as refused:
+        raise _Failed(refused.reason, str(refused), status=Fetch.Status.REFUSED) from None
     finally:
         document.close()
-    _service_kinds_record(fetch, now=now)
+    _service_kinds_record(result)
     problems: list[str] = []
     for href in result.missing_reading_types:
         # A MeterReading without its ReadingType leaves units unknown: fetch it, never guess.
@@ -305,7 +317,7 @@ def _document_ingest(  # type: ignore[no-untyped-def]
                 reading_type_attach(href=href, source=source, now=now)
         finally:
             extra.close()
-    return size, result.readings_new, result.readings_updated, result.readings_unchanged, problems
+    return size, result, problems
 
 
 def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> FetchRunResult:
@@ -332,7 +344,7 @@ def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> Fe
     if verdict is not None:
         return verdict
     try:
-        size, new, updated, unchanged, problems = _import(fetch, now=now)
+        size, result, problems = _import(fetch, now=now)
     except _Failed as failed:
         return _fail(fetch, now=now, reason=failed.reason, error=str(failed), status=failed.status)
     except (PgeTransientError, RateLimitTimeout, DatabaseError) as exc:
@@ -361,17 +373,17 @@ def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> Fe
         status=Fetch.Status.INGESTED,
         finished_at=timezone.now(),
         bytes_received=size,
-        readings_new=new,
-        readings_updated=updated,
-        readings_unchanged=unchanged,
+        readings_new=result.readings_new,
+        readings_updated=result.readings_updated,
+        readings_unchanged=result.readings_unchanged,
+        readings_stale=result.readings_stale,
+        usage_points_skipped=result.usage_points_skipped,
         reason="incomplete_units" if problems else "",
         error="\n".join(problems)[:2000],
         traceback="",
         runner_task_id="",
     )
-    logger.info(
-        "fetch %s ingested: %s new, %s updated, %s unchanged", fetch.pk, new, updated, unchanged
-    )
+    logger.info("fetch %s ingested: %s", fetch.pk, result.summary_line())
     return FetchRunResult(status=Fetch.Status.INGESTED)
 
 
@@ -461,7 +473,7 @@ def fetch_record_answer(*, kind: str, subscription_id: str, answer, now: datetim
         )
         return fetch
     try:
-        size, new, updated, unchanged, problems = _document_ingest(fetch, document, now=now)
+        size, result, problems = _document_ingest(fetch, document, now=now)
     except _Failed as failed:
         _fail(fetch, now=now, reason=failed.reason, error=str(failed), status=failed.status)
     except XmlRejected as exc:
@@ -475,9 +487,11 @@ def fetch_record_answer(*, kind: str, subscription_id: str, answer, now: datetim
             status=Fetch.Status.INGESTED,
             finished_at=timezone.now(),
             bytes_received=size,
-            readings_new=new,
-            readings_updated=updated,
-            readings_unchanged=unchanged,
+            readings_new=result.readings_new,
+            readings_updated=result.readings_updated,
+            readings_unchanged=result.readings_unchanged,
+            readings_stale=result.readings_stale,
+            usage_points_skipped=result.usage_points_skipped,
             reason="incomplete_units" if problems else "",
             error="\n".join(problems)[:2000],
         )

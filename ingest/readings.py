@@ -39,11 +39,14 @@ from ingest.models import (
     UsageSummary,
 )
 from ingest.readings_merge import reading_sink, series_lock
+from ingest.usage_point_binding import DocumentRefused, UsagePointBinding
 from ops.metrics import readings_stored_record
 
 __all__ = [
+    "DocumentRefused",
     "EspiRejected",
     "ImportResult",
+    "StoredUsagePoint",
     "document_import",
     "reading_type_attach",
 ]
@@ -71,6 +74,15 @@ _RT_COLUMNS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class StoredUsagePoint:
+    """A usage point the import stored, with its authorization (None: unbound file)."""
+
+    authorization_id: int | None
+    usage_point_id: str
+    service_kind: int | None  # ServiceCategory kind as stored (0 electricity, 1 gas, ...)
+
+
 @dataclass(slots=True)
 class ImportResult:
     """What one document changed. Counts are of distinct (series, start, duration) keys."""
@@ -78,7 +90,13 @@ class ImportResult:
     readings_new: int = 0
     readings_updated: int = 0
     readings_unchanged: int = 0
+    # Keys whose stored value came from a newer snapshot than this document's (Atom
+    # `updated`): not changed, the document's values kept as stale revisions.
+    readings_stale: int = 0
     usage_points: int = 0
+    # Bulk documents: usage points of subscriptions not ACTIVE here (not stored).
+    usage_points_skipped: int = 0
+    usage_points_stored: list[StoredUsagePoint] = field(default_factory=list)
     series: int = 0
     summaries: int = 0
     readings_skipped: int = 0
@@ -86,9 +104,10 @@ class ImportResult:
     missing_reading_types: list[str] = field(default_factory=list)
 
     def summary_line(self) -> str:
+        stale = f", {self.readings_stale} stale" if self.readings_stale else ""
         return (
             f"readings: {self.readings_new} new, {self.readings_updated} updated, "
-            f"{self.readings_unchanged} unchanged; usage points: {self.usage_points}"
+            f"{self.readings_unchanged} unchanged{stale}; usage points: {self.usage_points}"
         )
 
 
@@ -124,10 +143,17 @@ def _reading_type_store(info: ReadingTypeInfo, *, now: datetime) -> ReadingType:
 
 
 def _usage_point_store(
-    href: str, info: UsagePointInfo | None, doc: EspiDocument, *, now: datetime
+    href: str,
+    info: UsagePointInfo | None,
+    doc: EspiDocument,
+    *,
+    authorization_id: int | None,
+    now: datetime,
 ) -> UsagePoint:
     defaults: dict[str, object] = {"usage_point_id": _last_segment(href), "updated_at": now}
     changes: dict[str, object] = {}
+    if authorization_id is not None:
+        changes["authorization_id"] = authorization_id
     if info is not None:
         if info.service_kind is not None:
             changes["service_kind"] = info.service_kind
@@ -151,6 +177,15 @@ def _usage_point_store(
     row, created = UsagePoint.objects.get_or_create(
         href=href[:500], defaults={**defaults, **changes, "created_at": now}
     )
+    if (
+        not created
+        and authorization_id is not None
+        and row.authorization_id not in (None, authorization_id)
+    ):
+        raise DocumentRefused(
+            "foreign_usage_point",
+            f"usage point {href[:300]!r} belongs to another authorization",
+        )
     if not created and any(getattr(row, k) != v for k, v in changes.items()):
         for key, value in changes.items():
             setattr(row, key, value)
@@ -263,12 +298,21 @@ def _summary_store(
 
 
 def document_import(
-    *, source: BinaryIO | IO[bytes] | str | bytes, source_label: str, now: datetime
+    *,
+    source: BinaryIO | IO[bytes] | str | bytes,
+    source_label: str,
+    now: datetime,
+    binding: UsagePointBinding | None = None,
 ) -> ImportResult:
     """Import one ESPI document (a file object, a path or bytes) in one transaction.
 
-    Raises `EspiRejected` (line/column, reason) for malformed or hostile input; nothing from
-    that document is stored then.
+    `binding` (from the fetch: `ingest.usage_point_binding`) decides which usage points the
+    document may write and to which authorization they belong; None (an operator's file)
+    stores every usage point unbound.
+
+    Raises `EspiRejected` (line/column, reason) for malformed or hostile input and
+    `DocumentRefused` for a document writing outside its binding; nothing from that
+    document is stored then.
     """
     result = ImportResult()
     started = time.perf_counter()
@@ -288,11 +332,25 @@ def document_import(
         series_by_block = stream.document_series()
 
         usage_points: dict[str, UsagePoint] = {}
+        skipped: set[str] = set()
 
-        def usage_point(href: str) -> UsagePoint:
+        def usage_point(href: str) -> UsagePoint | None:
+            """The stored usage point, or None when the binding skips it."""
+            if href in skipped:
+                return None
             if href not in usage_points:
+                authorization_id = None
+                if binding is not None:
+                    authorization_id = binding.authorization_for(href)
+                    if authorization_id is None:
+                        skipped.add(href)
+                        return None
                 usage_points[href] = _usage_point_store(
-                    href, doc.usage_points.get(href), doc, now=now
+                    href,
+                    doc.usage_points.get(href),
+                    doc,
+                    authorization_id=authorization_id,
+                    now=now,
                 )
             return usage_points[href]
 
@@ -311,10 +369,11 @@ def document_import(
         for block_number, series in series_by_block.items():
             row = series_rows.get(series.meter_reading_href)
             if row is None:
+                owner = usage_point(series.usage_point_href)
+                if owner is None:
+                    continue  # skipped by the binding: its readings are not merged
                 rt = reading_types.get(series.reading_type_href or "")
-                row, created = _series_store(
-                    series, usage_point(series.usage_point_href), rt, now=now
-                )
+                row, created = _series_store(series, owner, rt, now=now)
                 if created:
                     fresh_series.add(row.pk)
                 series_rows[series.meter_reading_href] = row
@@ -323,13 +382,15 @@ def document_import(
             block_series[block_number] = row.pk
         for summary in doc.usage_summaries:
             up_href = _summary_usage_point_href(summary, doc)
-            if up_href:
-                _summary_store(summary, usage_point(up_href), source_label=source_label, now=now)
+            owner = usage_point(up_href) if up_href else None
+            if owner is not None:
+                _summary_store(summary, owner, source_label=source_label, now=now)
                 result.summaries += 1
 
         resolved = time.perf_counter()
         counts = sink.merge(
             block_series=block_series,
+            block_updated={b.number: b.updated for b in doc.blocks if b.number in block_series},
             source_label=source_label,
             now=now,
             fresh_series=frozenset(fresh_series),
@@ -338,7 +399,13 @@ def document_import(
         result.readings_new = counts.new
         result.readings_updated = counts.updated
         result.readings_unchanged = counts.unchanged
+        result.readings_stale = counts.stale
         result.usage_points = len(usage_points)
+        result.usage_points_skipped = len(skipped)
+        result.usage_points_stored = [
+            StoredUsagePoint(row.authorization_id, row.usage_point_id, row.service_kind)
+            for row in usage_points.values()
+        ]
         result.series = len(series_rows)
         # Readings without start/duration/value, and those of blocks that no link ties to a
         # MeterReading (a bare IntervalBlock with no entry around it): not stored, counted.
@@ -404,8 +471,9 @@ def _series_merge_into(source: MeterReading, target: MeterReading) -> None:
             series_lock(cursor, [source.pk, target.pk])
         cursor.execute(
             "INSERT INTO ingest_intervalreading (meter_reading_id, start, duration, value, cost,"
-            " quality, tou, cpp, consumption_tier)"
-            " SELECT %s, start, duration, value, cost, quality, tou, cpp, consumption_tier"
+            " quality, tou, cpp, consumption_tier, source_updated)"
+            " SELECT %s, start, duration, value, cost, quality, tou, cpp, consumption_tier,"
+            " source_updated"
             " FROM ingest_intervalreading WHERE meter_reading_id = %s"
             " ON CONFLICT (meter_reading_id, start, duration) DO NOTHING",
             [target.pk, source.pk],

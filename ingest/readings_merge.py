@@ -10,6 +10,12 @@ arbitrary, docs/espi-model.md §3), then merge in set-based SQL:
   re-import writes no row at all (not even a row lock);
 - new keys are inserted, changed ones updated in place (value, quality or cost), and the
   previous values appended to `ingest_readingrevision` (docs/reliability.md R4);
+- the latest snapshot wins, by the Atom `updated` of the block's entry, not by arrival
+  (docs/reliability.md test 44): each block carries its `updated` into the merge, each stored
+  reading keeps the `updated` it came from, and a row from an older snapshot than the stored
+  one changes nothing: its values become a stale revision. The comparison sits in the same
+  join filter as the value comparison, so an unchanged re-import still does no extra pass;
+  a newer snapshot with equal values only moves the stored `updated` forward;
 - two imports touching the same series serialise on per-series advisory locks taken in
   sorted order (no deadlock, docs/reliability.md test 46; SQLite has one writer at a time anyway).
 
@@ -43,6 +49,7 @@ class MergeCounts:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0
 
 
 class ReadingSink:
@@ -65,11 +72,14 @@ class ReadingSink:
         self,
         *,
         block_series: dict[int, int],
+        block_updated: dict[int, datetime | None],
         source_label: str,
         now: datetime,
         fresh_series: frozenset[int] = frozenset(),
+        unique_rows: int | None = None,
     ) -> MergeCounts:
-        """Merge the loaded rows. `fresh_series` are series created by this import: they hold
+        """Merge the loaded rows. `block_updated` is each block's Atom `updated` (None:
+        unknown, never stale). `fresh_series` are series created by this import: they hold
         no reading yet, so their rows need no comparison with stored ones."""
         raise NotImplementedError
 
@@ -104,53 +114,64 @@ FROM (SELECT DISTINCT (series %% 2147483647)::integer AS k FROM espi_block_serie
 _PG_SRC_DEDUPED = """
     SELECT DISTINCT ON (b.series, l.start, l.duration)
         b.series AS meter_reading_id, to_timestamp(l.start) AS start, l.duration,
-        l.value, l.cost, l.quality, l.tou, l.cpp, l.tier
+        l.value, l.cost, l.quality, l.tou, l.cpp, l.tier, b.updated
     FROM espi_load l JOIN espi_block_series b ON b.block = l.block
     ORDER BY b.series, l.start, l.duration, l.seq DESC"""
 _PG_SRC_UNIQUE = """
     SELECT b.series AS meter_reading_id, to_timestamp(l.start) AS start, l.duration,
-        l.value, l.cost, l.quality, l.tou, l.cpp, l.tier
+        l.value, l.cost, l.quality, l.tou, l.cpp, l.tier, b.updated
     FROM espi_load l JOIN espi_block_series b ON b.block = l.block"""
 _PG_FRESH = """
 ), fresh AS (
     INSERT INTO ingest_intervalreading
-        (meter_reading_id, start, duration, value, cost, quality, tou, cpp, consumption_tier)
-    SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier
+        (meter_reading_id, start, duration, value, cost, quality, tou, cpp, consumption_tier,
+         source_updated)
+    SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier, updated
     FROM src WHERE meter_reading_id = ANY(%(fresh)s::bigint[])"""
+# `diff` keeps a stored key only when its values differ or the document's snapshot is newer
+# than the stored one's (one more comparison in the same join filter: no extra pass).
+# `is_stale` (NULL when either `updated` is unknown: never stale) marks an older snapshot.
 _PG_MERGE_REST = """
 ), diff AS MATERIALIZED (
     SELECT s.*, r.value AS old_value, r.quality AS old_quality, r.cost AS old_cost,
-           r.meter_reading_id IS NULL AS is_new
+           r.meter_reading_id IS NULL AS is_new,
+           (r.value, r.quality, r.cost) IS DISTINCT FROM (s.value, s.quality, s.cost)
+               AS changed,
+           COALESCE(s.updated < r.source_updated, false) AS is_stale
     FROM src s
     LEFT JOIN ingest_intervalreading r
         ON r.meter_reading_id = s.meter_reading_id AND r.start = s.start
        AND r.duration = s.duration
     WHERE {not_fresh}(r.meter_reading_id IS NULL
-           OR (r.value, r.quality, r.cost) IS DISTINCT FROM (s.value, s.quality, s.cost))
+           OR (r.value, r.quality, r.cost) IS DISTINCT FROM (s.value, s.quality, s.cost)
+           OR s.updated > COALESCE(r.source_updated, '-infinity'::timestamptz))
 ), inserted AS (
     INSERT INTO ingest_intervalreading
-        (meter_reading_id, start, duration, value, cost, quality, tou, cpp, consumption_tier)
-    SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier
+        (meter_reading_id, start, duration, value, cost, quality, tou, cpp, consumption_tier,
+         source_updated)
+    SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier, updated
     FROM diff WHERE is_new
 ), updated AS (
     UPDATE ingest_intervalreading r SET
         value = d.value, cost = d.cost, quality = d.quality,
-        tou = d.tou, cpp = d.cpp, consumption_tier = d.tier
+        tou = d.tou, cpp = d.cpp, consumption_tier = d.tier,
+        source_updated = COALESCE(d.updated, r.source_updated)
     FROM diff d
-    WHERE NOT d.is_new AND r.meter_reading_id = d.meter_reading_id
+    WHERE NOT d.is_new AND NOT d.is_stale AND r.meter_reading_id = d.meter_reading_id
       AND r.start = d.start AND r.duration = d.duration
 ), revised AS (
     INSERT INTO ingest_readingrevision
         (meter_reading_id, start, duration, old_value, old_quality, old_cost,
-         new_value, new_quality, new_cost, source_label, received_at)
+         new_value, new_quality, new_cost, source_label, received_at, stale, source_updated)
     SELECT meter_reading_id, start, duration, old_value, old_quality, old_cost,
-           value, quality, cost, %(label)s, %(now)s
-    FROM diff WHERE NOT is_new
+           value, quality, cost, %(label)s, %(now)s, is_stale, updated
+    FROM diff WHERE NOT is_new AND changed
 )
 SELECT
     {fresh_count}(SELECT count(*) FILTER (WHERE is_new) FROM diff),
-    (SELECT count(*) FILTER (WHERE NOT is_new) FROM diff),
-    {distinct_count}
+    (SELECT count(*) FILTER (WHERE NOT is_new AND changed AND NOT is_stale) FROM diff),
+    {distinct_count},
+    (SELECT count(*) FILTER (WHERE NOT is_new AND changed AND is_stale) FROM diff)
 """
 
 
@@ -206,7 +227,8 @@ class PostgresSink(ReadingSink):
         )
         self._cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS espi_block_series ("
-            " block integer PRIMARY KEY, series bigint NOT NULL) ON COMMIT DROP"
+            " block integer PRIMARY KEY, series bigint NOT NULL, updated timestamptz)"
+            " ON COMMIT DROP"
         )
         # One load per transaction; a second document in the same transaction starts clean.
         self._cursor.execute("TRUNCATE espi_load, espi_block_series")
@@ -237,6 +259,7 @@ class PostgresSink(ReadingSink):
         self,
         *,
         block_series: dict[int, int],
+        block_updated: dict[int, datetime | None],
         source_label: str,
         now: datetime,
         fresh_series: frozenset[int] = frozenset(),
@@ -244,9 +267,11 @@ class PostgresSink(ReadingSink):
     ) -> MergeCounts:
         self.close_load()
         cursor = self._cursor
-        with cursor.cursor.copy("COPY espi_block_series (block, series) FROM STDIN") as copy:
+        with cursor.cursor.copy(
+            "COPY espi_block_series (block, series, updated) FROM STDIN"
+        ) as copy:
             for block, series in block_series.items():
-                copy.write_row((block, series))
+                copy.write_row((block, series, block_updated.get(block)))
         cursor.execute("ANALYZE espi_load")
         cursor.execute(_PG_LOCK_SERIES, {"namespace": SERIES_LOCK_NAMESPACE})
         cursor.execute(
@@ -258,9 +283,11 @@ class PostgresSink(ReadingSink):
                 "rows": unique_rows,
             },
         )
-        new, updated, distinct = cursor.fetchone()
+        new, updated, distinct, stale = cursor.fetchone()
         cursor.execute("TRUNCATE espi_load, espi_block_series")
-        return MergeCounts(new=new, updated=updated, unchanged=distinct - new - updated)
+        return MergeCounts(
+            new=new, updated=updated, stale=stale, unchanged=distinct - new - updated - stale
+        )
 
 
 # --- SQLite (portable) --------------------------------------------------------------------
@@ -289,7 +316,8 @@ class PortableSink(ReadingSink):
             "CREATE TEMP TABLE espi_load (seq INTEGER PRIMARY KEY, block INTEGER NOT NULL,"
             " start TEXT NOT NULL, duration INTEGER NOT NULL, value INTEGER NOT NULL,"
             " cost INTEGER, quality INTEGER, tou INTEGER, cpp INTEGER, tier INTEGER)",
-            "CREATE TEMP TABLE espi_block_series (block INTEGER PRIMARY KEY, series INTEGER)",
+            "CREATE TEMP TABLE espi_block_series (block INTEGER PRIMARY KEY, series INTEGER,"
+            " updated TEXT)",
         ):
             self._cursor.execute(statement)
         self._pending: list[tuple[Any, ...]] = []
@@ -322,6 +350,7 @@ class PortableSink(ReadingSink):
         self,
         *,
         block_series: dict[int, int],
+        block_updated: dict[int, datetime | None],
         source_label: str,
         now: datetime,
         fresh_series: frozenset[int] = frozenset(),
@@ -330,51 +359,68 @@ class PortableSink(ReadingSink):
         # SQLite has no per-series shortcut: every row goes through the one merge below.
         self._flush()
         cursor = self._cursor
+        # Django's own datetime text (UTC): compared as text with the stored column, which
+        # orders like the instants (fixed-width date and time, fraction last).
+        adapt = self.connection.ops.adapt_datetimefield_value
         cursor.executemany(
-            "INSERT INTO espi_block_series (block, series) VALUES (%s, %s)",
-            list(block_series.items()),
+            "INSERT INTO espi_block_series (block, series, updated) VALUES (%s, %s, %s)",
+            [
+                (block, series, adapt(block_updated.get(block)))
+                for block, series in block_series.items()
+            ],
         )
         cursor.execute(
             "CREATE TEMP TABLE espi_diff AS"
             " WITH src AS ("
             "  SELECT b.series AS meter_reading_id, l.start, l.duration, l.value, l.cost,"
-            "   l.quality, l.tou, l.cpp, l.tier, ROW_NUMBER() OVER ("
+            "   l.quality, l.tou, l.cpp, l.tier, b.updated, ROW_NUMBER() OVER ("
             "    PARTITION BY b.series, l.start, l.duration ORDER BY l.seq DESC) AS rn"
             "  FROM espi_load l JOIN espi_block_series b ON b.block = l.block)"
             " SELECT s.meter_reading_id, s.start, s.duration, s.value, s.cost, s.quality,"
-            "  s.tou, s.cpp, s.tier, r.value AS old_value, r.quality AS old_quality,"
-            "  r.cost AS old_cost, r.meter_reading_id IS NULL AS is_new"
+            "  s.tou, s.cpp, s.tier, s.updated, r.value AS old_value,"
+            "  r.quality AS old_quality, r.cost AS old_cost, r.meter_reading_id IS NULL AS is_new,"
+            "  (r.value IS NOT s.value OR r.quality IS NOT s.quality OR r.cost IS NOT s.cost)"
+            "   AS changed,"
+            "  coalesce(s.updated < r.source_updated, 0) AS is_stale"
             " FROM src s LEFT JOIN ingest_intervalreading r"
             "  ON r.meter_reading_id = s.meter_reading_id AND r.start = s.start"
             "  AND r.duration = s.duration"
             " WHERE s.rn = 1 AND (r.meter_reading_id IS NULL OR r.value IS NOT s.value"
-            "  OR r.quality IS NOT s.quality OR r.cost IS NOT s.cost)"
+            "  OR r.quality IS NOT s.quality OR r.cost IS NOT s.cost"
+            "  OR s.updated > coalesce(r.source_updated, ''))"
         )
         cursor.execute(
             "SELECT (SELECT count(*) FROM (SELECT DISTINCT b.series, l.start, l.duration"
             "  FROM espi_load l JOIN espi_block_series b ON b.block = l.block)),"
             " (SELECT count(*) FROM espi_diff WHERE is_new),"
-            " (SELECT count(*) FROM espi_diff WHERE NOT is_new)"
+            " (SELECT count(*) FROM espi_diff WHERE NOT is_new AND changed AND NOT is_stale),"
+            " (SELECT count(*) FROM espi_diff WHERE NOT is_new AND changed AND is_stale)"
         )
-        distinct, new, updated = cursor.fetchone()
+        distinct, new, updated, stale = cursor.fetchone()
         cursor.execute(
             "INSERT INTO ingest_readingrevision (meter_reading_id, start, duration, old_value,"
             " old_quality, old_cost, new_value, new_quality, new_cost, source_label,"
-            " received_at)"
+            " received_at, stale, source_updated)"
             " SELECT meter_reading_id, start, duration, old_value, old_quality, old_cost,"
-            " value, quality, cost, %s, %s FROM espi_diff WHERE NOT is_new",
+            " value, quality, cost, %s, %s, is_stale, updated"
+            " FROM espi_diff WHERE NOT is_new AND changed",
             [source_label[:500], now],
         )
-        # `WHERE true` resolves SQLite's parsing ambiguity of INSERT … SELECT … ON CONFLICT.
+        # `WHERE NOT is_stale` also resolves SQLite's parsing ambiguity of
+        # INSERT … SELECT … ON CONFLICT (a WHERE clause is required there).
         cursor.execute(
             "INSERT INTO ingest_intervalreading (meter_reading_id, start, duration, value,"
-            " cost, quality, tou, cpp, consumption_tier)"
-            " SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier"
-            " FROM espi_diff WHERE true ORDER BY meter_reading_id, start, duration"
+            " cost, quality, tou, cpp, consumption_tier, source_updated)"
+            " SELECT meter_reading_id, start, duration, value, cost, quality, tou, cpp, tier,"
+            " updated FROM espi_diff WHERE NOT is_stale ORDER BY meter_reading_id, start, duration"
             " ON CONFLICT (meter_reading_id, start, duration) DO UPDATE SET"
             " value = excluded.value, cost = excluded.cost, quality = excluded.quality,"
-            " tou = excluded.tou, cpp = excluded.cpp, consumption_tier = excluded.consumption_tier"
+            " tou = excluded.tou, cpp = excluded.cpp, consumption_tier = excluded.consumption_tier,"
+            " source_updated = coalesce(excluded.source_updated,"
+            " ingest_intervalreading.source_updated)"
         )
         for table in ("espi_diff", "espi_load", "espi_block_series"):
             cursor.execute(f"DROP TABLE IF EXISTS temp.{table}")
-        return MergeCounts(new=new, updated=updated, unchanged=distinct - new - updated)
+        return MergeCounts(
+            new=new, updated=updated, stale=stale, unchanged=distinct - new - updated - stale
+        )

@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from itertools import islice
@@ -67,6 +68,8 @@ T_ENTRY = _A + "entry"
 T_LINK = _A + "link"
 T_CONTENT = _A + "content"
 T_TITLE = _A + "title"
+T_UPDATED = _A + "updated"
+T_FEED = _A + "feed"
 T_READING = _E + "IntervalReading"
 T_BLOCK = _E + "IntervalBlock"
 T_TIME_PERIOD = _E + "timePeriod"
@@ -139,6 +142,24 @@ def _start(text: str | None, element: etree._Element) -> int | Decimal | None:
             "invalid", f"timePeriod start {text[:40]!r} is out of range", line=element.sourceline
         )
     return int(value) if value == value.to_integral_value() else value
+
+
+def atom_datetime(text: str | None) -> datetime | None:
+    """An Atom date-time as an aware UTC datetime; None when absent or unreadable.
+
+    Some producers drop the offset or write a bare date (docs/espi-model.md §5): read as UTC.
+    An unreadable value is no reason to refuse the readings, only to not order by it.
+    """
+    text = (text or "").strip()
+    if not text or len(text) > 64:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _local(tag: object) -> str:
@@ -282,6 +303,7 @@ class EspiStream:
         batch: list[ReadingRow] = []
         block: BlockRef | None = None
         entry_blocks: list[BlockRef] = []
+        first_entry = True
         size = self._batch_size
         skipped = 0
         since_trim = 0
@@ -322,9 +344,17 @@ class EspiStream:
                     element.clear()
                 else:  # an entry ended: its links are known, small resources are read whole
                     refuse_attribute_flood(element)
-                    links = self._entry(element)
+                    parent = element.getparent()
+                    if first_entry:
+                        # The feed's own children (id, title, updated) come before its first
+                        # entry and are trimmed after it: read the feed's `updated` now.
+                        first_entry = False
+                        if parent is not None and parent.tag == T_FEED:
+                            doc.updated = atom_datetime(parent.findtext(T_UPDATED))
+                    links, updated = self._entry(element)
                     for ref in entry_blocks:
                         ref.links = links
+                        ref.updated = updated or doc.updated
                     entry_blocks = []
                     if batch and block is not None:
                         block.readings += len(batch)
@@ -332,7 +362,6 @@ class EspiStream:
                         batch = []
                     block = None
                     element.clear()
-                    parent = element.getparent()
                     if parent is not None:
                         del parent[:-1]
             if batch and block is not None:
@@ -424,10 +453,11 @@ class EspiStream:
             return None
         return (start, duration, value, cost, quality, tou, cpp, tier)
 
-    def _entry(self, entry: etree._Element) -> Links:
+    def _entry(self, entry: etree._Element) -> tuple[Links, datetime | None]:
         links = Links()
         resources: list[etree._Element] = []
         title = ""
+        updated = None
         for child in entry:
             tag = child.tag
             if tag == T_LINK:
@@ -445,9 +475,11 @@ class EspiStream:
                 resources.extend(c for c in child if isinstance(c.tag, str))
             elif tag == T_TITLE:
                 title = (child.text or "").strip()
+            elif tag == T_UPDATED:
+                updated = atom_datetime(child.text)
         for resource in resources:
             self._resource(resource, links, title)
-        return links
+        return links, updated
 
     def _resource(self, resource: etree._Element, links: Links, title: str) -> None:
         tag = resource.tag

@@ -13,6 +13,7 @@ Every code is kept as the raw integer PG&E sent: the ESPI enumerations are open
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -298,6 +299,9 @@ class BlockRef:
     first_start: int | Decimal | None = None
     last_start: int | Decimal | None = None
     ordered: bool = True
+    # The Atom `updated` of the block's entry (else of the feed): when PG&E produced this
+    # snapshot. The storage keeps the latest by it (docs/espi.md, "Out-of-order deliveries").
+    updated: datetime | None = None
 
     @property
     def meter_reading_href(self) -> str | None:
@@ -335,3 +339,5 @@ class EspiDocument:
     usage_summaries: list[UsageSummaryInfo] = field(default_factory=list)
     blocks: list[BlockRef] = field(default_factory=list)
     readings_skipped: int = 0
+    # The feed's own Atom `updated` (the fallback for entries without one).
+    updated: datetime | None = None

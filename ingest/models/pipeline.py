@@ -128,6 +128,10 @@ class Fetch(models.Model):
     readings_new = models.PositiveIntegerField(default=0)
     readings_updated = models.PositiveIntegerField(default=0)
     readings_unchanged = models.PositiveIntegerField(default=0)
+    # Readings of an older snapshot that arrived after a newer one: kept as stale revisions.
+    readings_stale = models.PositiveIntegerField(default=0)
+    # Bulk documents: usage points of subscriptions not ACTIVE here, not stored.
+    usage_points_skipped = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -34,9 +34,23 @@ def _last_segment(href: str) -> str:
 
 
 class UsagePoint(models.Model):
-    """The metering point (a PG&E service agreement), identified by its self href."""
+    """The metering point (a PG&E service agreement), identified by its self href.
+
+    It belongs to the authorization whose subscription fetched it (and through it to the
+    customer): the binding comes from the fetch, never from the hrefs inside a document
+    (docs/espi.md, "Which usage points a document may write"). None for files imported by
+    an operator (`import_espi`). A re-consent gets a new subscription id, hence new usage
+    point hrefs under the new authorization of the same customer; the old rows keep theirs.
+    """
 
     href = models.CharField(max_length=500, unique=True)
+    authorization = models.ForeignKey(
+        "customers.Authorization",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="data_usage_points",
+    )
     usage_point_id = models.CharField(max_length=200, db_index=True)
     # ServiceCategory/kind: 0 electricity, 1 gas, 2 water (None when the document lacked it).
     service_kind = models.SmallIntegerField(null=True, blank=True)
@@ -162,6 +176,9 @@ class IntervalReading(models.Model):
     tou = models.SmallIntegerField(null=True, blank=True)
     cpp = models.SmallIntegerField(null=True, blank=True)
     consumption_tier = models.SmallIntegerField(null=True, blank=True)
+    # The Atom `updated` of the snapshot the value came from (None: the document had none).
+    # An older snapshot processed later changes nothing (docs/reliability.md test 44).
+    source_updated = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["meter_reading_id", "start", "duration"]
@@ -179,7 +196,12 @@ class IntervalReading(models.Model):
 
 
 class ReadingRevision(models.Model):
-    """What a reading was before a later delivery changed its value, quality or cost."""
+    """What a reading was before a later delivery changed its value, quality or cost.
+
+    `stale`: the delivery was an older snapshot (Atom `updated` before the stored value's)
+    that arrived late; the reading kept its value (old_*) and new_* records what the stale
+    snapshot said. `source_updated` is the delivery's Atom `updated`.
+    """
 
     meter_reading = models.ForeignKey(
         MeterReading, on_delete=models.CASCADE, related_name="revisions"
@@ -194,6 +216,8 @@ class ReadingRevision(models.Model):
     new_cost = models.BigIntegerField(null=True, blank=True)
     source_label = models.CharField(max_length=500)
     received_at = models.DateTimeField()
+    stale = models.BooleanField(default=False)
+    source_updated = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["meter_reading", "start"], name="revision_series_start")]

@@ -140,7 +140,7 @@ def test_consent_page_says_when_no_data_arrived(admin_client, consent):
 
 def test_record_kinds_sets_gas_and_electric(consent):
     changed = subscription_usage_points_record_kinds(
-        subscription_id=SUBSCRIPTION_ID, kinds={UPID: 1, "7700002": 0}
+        authorization_id=consent.pk, kinds={UPID: 1, "7700002": 0}
     )
     assert changed == 2
     kinds = dict(SubscriptionUsagePoint.objects.values_list("usage_point_id", "service_kind"))
@@ -148,7 +148,7 @@ def test_record_kinds_sets_gas_and_electric(consent):
     # Idempotent: the same data again changes nothing.
     assert (
         subscription_usage_points_record_kinds(
-            subscription_id=SUBSCRIPTION_ID, kinds={UPID: 1, "7700002": 0}
+            authorization_id=consent.pk, kinds={UPID: 1, "7700002": 0}
         )
         == 0
     )
@@ -156,10 +156,13 @@ def test_record_kinds_sets_gas_and_electric(consent):
 
 def test_record_kinds_keeps_a_known_kind_for_codes_it_cannot_map(consent):
     SubscriptionUsagePoint.objects.update(service_kind="gas")
-    subscription_usage_points_record_kinds(subscription_id=SUBSCRIPTION_ID, kinds={UPID: 2})
+    subscription_usage_points_record_kinds(authorization_id=consent.pk, kinds={UPID: 2})
     assert SubscriptionUsagePoint.objects.get().service_kind == "gas"
 
 
-def test_record_kinds_ignores_an_unknown_subscription(consent):
-    assert subscription_usage_points_record_kinds(subscription_id="1", kinds={UPID: 1}) == 0
+def test_record_kinds_ignores_an_unknown_authorization(consent):
+    assert (
+        subscription_usage_points_record_kinds(authorization_id=consent.pk + 1000, kinds={UPID: 1})
+        == 0
+    )
     assert SubscriptionUsagePoint.objects.get().service_kind == "other"

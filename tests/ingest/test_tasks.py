@@ -20,6 +20,7 @@ from ingest import data_requests, ratelimit, sweeper, tasks
 from ingest.backoff import backoff_ceiling, backoff_delay
 from ingest.models import Fetch, IntervalReading, Notification
 from ingest.schedules import SCHEDULES, schedules_ensure
+from ingest.usage_point_binding import subscription_binding
 from tests.ingest.conftest import (
     API_BASE,
     CLIENT_TOKEN,
@@ -266,7 +267,12 @@ def test_first_subscription_request_covers_the_history_in_30_day_windows(
 def test_later_requests_start_from_the_last_data(now, pge, authorization):
     from ingest.readings import document_import
 
-    document_import(source=io.BytesIO(espi_feed()), source_label="t", now=now)
+    document_import(
+        source=io.BytesIO(espi_feed()),
+        source_label="t",
+        now=now,
+        binding=subscription_binding(subscription_id=SID),
+    )
     last = IntervalReading.objects.order_by("-start").first().start
     pge.get(subscription_url(correlation=None), status=202)
     data_requests.subscription_data_request(authorization_id=authorization.pk, now=now)
@@ -312,7 +318,10 @@ def test_gap_audit_fetches_exactly_the_missing_days(pge, authorization, publishe
         if offset == 2:
             values = values[:21]
         document_import(
-            source=io.BytesIO(espi_feed(start=start, values=values)), source_label="t", now=day0
+            source=io.BytesIO(espi_feed(start=start, values=values)),
+            source_label="t",
+            now=day0,
+            binding=subscription_binding(subscription_id=SID),
         )
     now = datetime(2026, 3, 8, 12, tzinfo=zone).astimezone(UTC)  # audit: 03-02 .. 03-06
     created = data_requests.gap_audit(now=now)
