@@ -368,7 +368,13 @@ def authorization_customer_rejoin(
     if not usage_point_ids:
         return False
     placeholder = authorization.customer
-    if Authorization.objects.filter(customer=placeholder).exclude(pk=authorization.pk).exists():
+    # Only the callback's placeholder (named after the subscription, no e-mail, no other
+    # consent) is replaced: a customer an operator named or invited keeps its consent.
+    if (
+        placeholder.display_name != f"Subscription {authorization.subscription_id}"
+        or placeholder.email
+        or Authorization.objects.filter(customer=placeholder).exclude(pk=authorization.pk).exists()
+    ):
         return False
     earlier = (
         SubscriptionUsagePoint.objects.filter(usage_point_id__in=usage_point_ids)
@@ -383,11 +389,7 @@ def authorization_customer_rejoin(
     with transaction.atomic():
         authorization.customer = earlier.authorization.customer
         authorization.save(update_fields=["customer", "updated_at"])
-        # Only the callback's placeholder is removed; a customer an operator named stays.
-        if placeholder.display_name == f"Subscription {authorization.subscription_id}" and (
-            not placeholder.email
-        ):
-            placeholder.delete()
+        placeholder.delete()
     logger.info(
         "Authorization %s (re-consent) joined customer %s",
         authorization.pk,
