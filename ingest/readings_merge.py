@@ -165,7 +165,7 @@ _PG_MERGE_REST = """
          new_value, new_quality, new_cost, source_label, received_at, stale, source_updated)
     SELECT meter_reading_id, start, duration, old_value, old_quality, old_cost,
            value, quality, cost, %(label)s, %(now)s, is_stale, updated
-    FROM diff WHERE NOT is_new AND changed
+    FROM diff d WHERE NOT is_new AND changed AND NOT (is_stale AND {stale_recorded})
 )
 SELECT
     {fresh_count}(SELECT count(*) FILTER (WHERE is_new) FROM diff),
@@ -173,6 +173,16 @@ SELECT
     {distinct_count},
     (SELECT count(*) FILTER (WHERE NOT is_new AND changed AND is_stale) FROM diff)
 """
+
+
+# A stale snapshot delivered again (a replay) records nothing new: its stale revision exists.
+# Evaluated for stale rows only, through the revisions' (series, start) index.
+_STALE_RECORDED = """EXISTS (
+    SELECT 1 FROM ingest_readingrevision v
+    WHERE v.meter_reading_id = d.meter_reading_id AND v.start = d.start
+      AND v.duration = d.duration AND v.stale AND v.source_updated = d.updated
+      AND v.new_value = d.value AND v.new_quality IS NOT DISTINCT FROM d.quality
+      AND v.new_cost IS NOT DISTINCT FROM d.cost)"""
 
 
 @lru_cache(maxsize=4)
@@ -195,6 +205,7 @@ def _pg_merge_sql(*, fresh: bool, unique: bool) -> str:
                 else ""
             ),
             distinct_count="%(rows)s::bigint" if unique else "(SELECT count(*) FROM src)",
+            stale_recorded=_STALE_RECORDED,
         )
     )
 
@@ -304,6 +315,18 @@ def _start_text(start: int | Decimal) -> str:
     return str(moment.replace(tzinfo=None))
 
 
+_SQLITE_REVISIONS = (
+    "INSERT INTO ingest_readingrevision (meter_reading_id, start, duration, old_value,"  # noqa: S608 - fixed text
+    " old_quality, old_cost, new_value, new_quality, new_cost, source_label,"
+    " received_at, stale, source_updated)"
+    " SELECT meter_reading_id, start, duration, old_value, old_quality, old_cost,"
+    " value, quality, cost, %s, %s, is_stale, updated"
+    " FROM espi_diff d WHERE NOT is_new AND changed AND NOT (is_stale AND "
+    + _STALE_RECORDED.replace("IS NOT DISTINCT FROM", "IS")
+    + ")"
+)
+
+
 class PortableSink(ReadingSink):
     """SQLite: executemany into a temp table, then the merge in a few statements."""
 
@@ -397,15 +420,7 @@ class PortableSink(ReadingSink):
             " (SELECT count(*) FROM espi_diff WHERE NOT is_new AND changed AND is_stale)"
         )
         distinct, new, updated, stale = cursor.fetchone()
-        cursor.execute(
-            "INSERT INTO ingest_readingrevision (meter_reading_id, start, duration, old_value,"
-            " old_quality, old_cost, new_value, new_quality, new_cost, source_label,"
-            " received_at, stale, source_updated)"
-            " SELECT meter_reading_id, start, duration, old_value, old_quality, old_cost,"
-            " value, quality, cost, %s, %s, is_stale, updated"
-            " FROM espi_diff WHERE NOT is_new AND changed",
-            [source_label[:500], now],
-        )
+        cursor.execute(_SQLITE_REVISIONS, [source_label[:500], now])
         # `WHERE NOT is_stale` also resolves SQLite's parsing ambiguity of
         # INSERT … SELECT … ON CONFLICT (a WHERE clause is required there).
         cursor.execute(

@@ -72,6 +72,30 @@ def stored_revisions() -> list[tuple[Key, Triple, Triple]]:
     )
 
 
+def stored_revisions_with_stale() -> list[tuple[Key, Triple, Triple, bool]]:
+    """Revisions with their `stale` flag (an older snapshot that arrived late)."""
+    rows = ReadingRevision.objects.values_list(
+        "meter_reading__usage_point__usage_point_id",
+        "meter_reading__meter_reading_id",
+        "start",
+        "duration",
+        "old_value",
+        "old_quality",
+        "old_cost",
+        "new_value",
+        "new_quality",
+        "new_cost",
+        "stale",
+    )
+    return sorted(
+        (
+            ((up, mr, _epoch(start), d), (ov, oq, oc), (nv, nq, nc), stale)
+            for up, mr, start, d, ov, oq, oc, nv, nq, nc, stale in rows
+        ),
+        key=lambda r: (*revision_order(r[:3]), r[3]),
+    )
+
+
 def revision_order(revision: tuple[Key, Triple, Triple]) -> tuple[object, ...]:
     """A total order over revisions (None quality/cost sorts first)."""
     key, old, new = revision

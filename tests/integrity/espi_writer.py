@@ -70,14 +70,24 @@ def day_starts(day: date, interval: int) -> list[int]:
     return list(range(first, after, interval))
 
 
-def _entry(self_href: str, up_href: str, content: str, related: Iterable[str] = ()) -> str:
+DEFAULT_UPDATED = "2025-01-01T00:00:00Z"
+
+
+def _entry(
+    self_href: str,
+    up_href: str,
+    content: str,
+    related: Iterable[str] = (),
+    updated: str | None = DEFAULT_UPDATED,
+) -> str:
     links = [f'<link rel="self" href="{self_href}"/>', f'<link rel="up" href="{up_href}"/>']
     links += [f'<link rel="related" href="{href}"/>' for href in related]
     ident = zlib.crc32(self_href.encode())
     return (
         f"<entry><id>urn:uuid:00000000-0000-0000-0000-{ident:012d}</id>{''.join(links)}"
         "<title>integrity test</title><published>2025-01-01T00:00:00Z</published>"
-        f"<updated>2025-01-01T00:00:00Z</updated><content>{content}</content></entry>"
+        + (f"<updated>{updated}</updated>" if updated else "")
+        + f"<content>{content}</content></entry>"
     )
 
 
@@ -95,8 +105,15 @@ def _reading(row: Row) -> str:
     return "".join(parts)
 
 
-def feed(blocks: Sequence[Block], *, reverse_entries: bool = False) -> bytes:
-    """A feed holding every series the blocks name, then the blocks in the order given."""
+def feed(
+    blocks: Sequence[Block],
+    *,
+    reverse_entries: bool = False,
+    updated: str | None = DEFAULT_UPDATED,
+) -> bytes:
+    """A feed holding every series the blocks name, then the blocks in the order given.
+
+    `updated` is every entry's Atom `updated` (the snapshot's time; None: no `updated`)."""
     series: dict[str, SeriesDef] = {}
     for block in blocks:
         series.setdefault(block.series.meter_reading_href, block.series)
@@ -149,6 +166,7 @@ def feed(blocks: Sequence[Block], *, reverse_entries: bool = False) -> bytes:
                 f"{block.series.meter_reading_href}/IntervalBlock",
                 f'<IntervalBlock xmlns="{ESPI_NS}"><interval><duration>{block.duration}'
                 f"</duration><start>{block.start}</start></interval>{body}</IntervalBlock>",
+                updated=updated,
             )
         )
     if reverse_entries:

@@ -1,13 +1,17 @@
 """docs/reliability.md test 69 (D-tests 42-44 as a state machine): deliveries, replays, corrections
 and re-deliveries of older documents against `ingest.readings.document_import`, compared after
-every step with a plain model: "the latest delivered value per key" plus the list of revisions
-that must exist.
+every step with a plain model: "the latest value per key by the snapshot's Atom `updated`
+(ties: the later delivery)" plus the list of revisions that must exist, stale ones included
+(an older snapshot processed after a newer one changes nothing and is recorded as stale,
+once: docs/reliability.md test 44).
 
 The documents are written by `tests.integrity.espi_writer`, which shares nothing with the
 sandbox or the parser. They hold one or two usage points, delivered (flowDirection 1) and
 received (19) series, hourly and 15-minute intervals, Pacific days including both 2025 DST
 days (23 h and 25 h), overlapping day ranges, the same interval twice inside one document,
 and values/qualities/costs from small sets so corrections (and non-corrections) happen often.
+Snapshot times come from a small set too (half a second apart, so SQLite's text comparison
+meets times with and without a fraction), or are missing (never stale, keeps the stored time).
 
 Runs on SQLite (the portable merge) and, marked postgres, on PostgreSQL (COPY + one CTE
 statement): both must agree with the model. Bounded: a few seconds per database.
@@ -38,7 +42,7 @@ from tests.integrity.conftest import (
     readings_wipe,
     revision_order,
     stored_readings,
-    stored_revisions,
+    stored_revisions_with_stale,
 )
 from tests.integrity.espi_writer import Block, Row, SeriesDef, day_bounds, day_starts, feed
 
@@ -59,6 +63,13 @@ VALUES = (100, 101, 102)
 QUALITIES = (None, 17, 19)
 COSTS = (None, 2500, 2600)
 NOW = datetime(2025, 12, 1, tzinfo=UTC)
+# Snapshot times (Atom `updated`) by index: 0.5 s apart, some with a fraction.
+UPDATED = (
+    "2025-01-01T00:00:00Z",
+    "2025-01-01T00:00:00.5Z",
+    "2025-01-01T00:00:01Z",
+    "2025-01-02T00:00:00.25Z",
+)
 
 
 def _pick(seed: str) -> Triple:
@@ -84,6 +95,7 @@ class DocSpec:
     dup_variant: int | None  # a second copy of the first block, with these values
     inner_dup: bool  # each block repeats its first interval at its end, value + 1
     reverse_entries: bool
+    updated: int | None = 0  # index into UPDATED; None: the document says no `updated`
 
     def blocks(self) -> list[Block]:
         blocks = []
@@ -118,7 +130,11 @@ class DocSpec:
         return out
 
     def document(self) -> bytes:
-        return feed(self.blocks(), reverse_entries=self.reverse_entries)
+        return feed(
+            self.blocks(),
+            reverse_entries=self.reverse_entries,
+            updated=None if self.updated is None else UPDATED[self.updated],
+        )
 
 
 doc_specs = st.builds(
@@ -129,7 +145,9 @@ doc_specs = st.builds(
     dup_variant=st.none() | st.integers(0, 3),
     inner_dup=st.booleans(),
     reverse_entries=st.booleans(),
+    updated=st.none() | st.integers(0, len(UPDATED) - 1),
 )
+snapshot_times = st.none() | st.integers(0, len(UPDATED) - 1)
 
 
 class ReadingStorage(RuleBasedStateMachine):
@@ -137,7 +155,9 @@ class ReadingStorage(RuleBasedStateMachine):
         super().__init__()
         readings_wipe()
         self.model: dict[Key, Triple] = {}
-        self.revisions: list[tuple[Key, Triple, Triple]] = []
+        self.stamps: dict[Key, int | None] = {}  # the snapshot each stored value came from
+        self.revisions: list[tuple[Key, Triple, Triple, bool]] = []
+        self.stale_seen: set[tuple[Key, Triple, int | None]] = set()
         self.docs: list[DocSpec] = []
         self.deliveries = 0
 
@@ -146,22 +166,37 @@ class ReadingStorage(RuleBasedStateMachine):
         result = document_import(
             source=spec.document(), source_label=f"delivery {self.deliveries}", now=NOW
         )
-        new = updated = unchanged = 0
+        new = updated = unchanged = stale = 0
+        u = spec.updated
         for key, triple in spec.delivered().items():
             old = self.model.get(key)
+            stored_u = self.stamps.get(key)
             if old is None:
                 new += 1
+            elif u is not None and stored_u is not None and u < stored_u:
+                # An older snapshot: nothing changes; differing values are a stale revision,
+                # recorded once however often that snapshot comes back.
+                if triple != old:
+                    stale += 1
+                    if (key, triple, u) not in self.stale_seen:
+                        self.stale_seen.add((key, triple, u))
+                        self.revisions.append((key, old, triple, True))
+                else:
+                    unchanged += 1
+                continue
             elif old != triple:
                 updated += 1
-                self.revisions.append((key, old, triple))
+                self.revisions.append((key, old, triple, False))
             else:
                 unchanged += 1
             self.model[key] = triple
-        assert (result.readings_new, result.readings_updated, result.readings_unchanged) == (
-            new,
-            updated,
-            unchanged,
-        )
+            self.stamps[key] = u if u is not None else stored_u
+        assert (
+            result.readings_new,
+            result.readings_updated,
+            result.readings_unchanged,
+            result.readings_stale,
+        ) == (new, updated, unchanged, stale)
         assert result.readings_skipped == 0
         assert result.missing_reading_types == []
         self.docs.append(spec)
@@ -175,11 +210,12 @@ class ReadingStorage(RuleBasedStateMachine):
     def replay_last(self) -> None:
         """The same document again (PG&E re-sends): nothing new, nothing updated, no revision."""
         spec = self.docs[-1]
-        revisions_before = len(stored_revisions())
+        revisions_before = len(stored_revisions_with_stale())
         result = document_import(source=spec.document(), source_label="replay", now=NOW)
         assert (result.readings_new, result.readings_updated) == (0, 0)
-        assert result.readings_unchanged == len(spec.delivered())
-        assert len(stored_revisions()) == revisions_before
+        # Keys a newer snapshot holds different values for stay stale; none is written.
+        assert result.readings_unchanged + result.readings_stale == len(spec.delivered())
+        assert len(stored_revisions_with_stale()) == revisions_before
 
     @precondition(lambda self: self.docs)
     @rule(which=st.integers(0, 50))
@@ -188,18 +224,20 @@ class ReadingStorage(RuleBasedStateMachine):
         self._deliver(self.docs[which % len(self.docs)])
 
     @precondition(lambda self: self.docs)
-    @rule(which=st.integers(0, 50), variant=st.integers(1, 3))
-    def correct(self, which: int, variant: int) -> None:
-        """A correction of an earlier document: same series and days, some values changed."""
+    @rule(which=st.integers(0, 50), variant=st.integers(1, 3), updated=snapshot_times)
+    def correct(self, which: int, variant: int, updated: int | None) -> None:
+        """A correction of an earlier document: same series and days, some values changed,
+        produced at some snapshot time (newer, equal or older than what is stored)."""
         spec = self.docs[which % len(self.docs)]
-        self._deliver(replace(spec, variant=(spec.variant + variant) % 4))
+        self._deliver(replace(spec, variant=(spec.variant + variant) % 4, updated=updated))
 
     @invariant()
     def storage_equals_model(self) -> None:
         stored = stored_readings()
         assert len(stored) == len(self.model)
         assert stored == self.model
-        assert stored_revisions() == sorted(self.revisions, key=revision_order)
+        expected = sorted(self.revisions, key=lambda r: (*revision_order(r[:3]), r[3]))
+        assert stored_revisions_with_stale() == expected
 
 
 # Bounded for the every-push tier: ~35 documents of up to ~1,000 readings per database.
