@@ -228,7 +228,12 @@ def child_main(action: str, path: str) -> None:
         result = document_import(source=path, source_label="bench", now=timezone.now())
         written = writes(cursor) - before
     elapsed = time.perf_counter() - started
-    readings = result.readings_new + result.readings_updated + result.readings_unchanged
+    readings = (
+        result.readings_new
+        + result.readings_updated
+        + result.readings_unchanged
+        + result.readings_stale
+    )
     if not postgres:
         # total_changes() also counts the rows put in the temporary load tables: one per
         # reading in the file and one per block.
