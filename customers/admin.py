@@ -15,7 +15,7 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib import admin, messages
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -124,15 +124,11 @@ class AuthorizationInline(admin.TabularInline):
 @admin.display(description="data received (local time)")
 def data_coverage(obj: SubscriptionUsagePoint) -> str:
     """The readings ingest stored for this usage point, linking to its page there."""
-    subscription_id = obj.authorization.subscription_id
-    if not subscription_id:
-        return "-"
-    # ingest's UsagePoint self href ends `/Subscription/{SID}/UsagePoint/{UPID}`
-    # (docs/pge-protocol.md).
-    suffix = f"/Subscription/{subscription_id}/UsagePoint/{obj.usage_point_id}"
+    # ingest's usage point bound to this consent by the fetch that stored it (never matched
+    # by href: docs/espi.md, "Which usage points a document may write").
     point = (
         apps.get_model("ingest", "UsagePoint")
-        .objects.filter(Q(href__endswith=suffix) | Q(href__endswith=suffix + "/"))
+        .objects.filter(authorization_id=obj.authorization_id, usage_point_id=obj.usage_point_id)
         .annotate(
             first=Min("series__readings__start"),
             last=Max("series__readings__start"),

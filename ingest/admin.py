@@ -192,6 +192,8 @@ class FetchAdmin(ReadOnlyAdmin):
         "readings_new",
         "readings_updated",
         "readings_unchanged",
+        "readings_stale",
+        "usage_points_skipped",
         "error",
         "traceback",
     )

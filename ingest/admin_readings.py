@@ -6,7 +6,6 @@ Registered by `ingest.admin`, which holds the pipeline records' admin."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
-from customers.selectors import authorization_for_subscription
 from gascap.pge.espi_types import (
     ACCUMULATIONS,
     COMMODITIES,
@@ -46,8 +44,6 @@ from ingest.models import MeterReading, ReadingRevision, ReadingType, UsagePoint
 
 if TYPE_CHECKING:
     from customers.models import Authorization
-
-_SUBSCRIPTION_IN_HREF = re.compile(r"/Subscription/([^/]+)/UsagePoint/")
 
 
 def _zone() -> ZoneInfo:
@@ -156,6 +152,7 @@ class UsagePointAdmin(ReadOnlyAdmin):
         return (
             super()
             .get_queryset(request)
+            .select_related("authorization__customer")
             .annotate(
                 first=Min("series__readings__start"),
                 last=Max("series__readings__start"),
@@ -168,22 +165,21 @@ class UsagePointAdmin(ReadOnlyAdmin):
         return code_label(SERVICE_KINDS, obj.service_kind) or "-"
 
     def _authorization(self, obj: UsagePoint) -> Authorization | None:
-        match = _SUBSCRIPTION_IN_HREF.search(obj.href)
-        if not match:
-            return None
-        return authorization_for_subscription(subscription_id=match[1])
+        # The consent the fetch bound the usage point to: never derived from its href
+        # (docs/espi.md, "Which usage points a document may write").
+        return obj.authorization
 
     @admin.display(description="subscription")
     def subscription(self, obj: UsagePoint) -> str:
-        match = _SUBSCRIPTION_IN_HREF.search(obj.href)
-        if not match:
-            return "-"
         authorization = self._authorization(obj)
         if authorization is None:
-            return f"{match[1]} (no consent recorded)"
+            return "not bound to a consent (an operator's file)"
         url = reverse("admin:customers_authorization_change", args=[authorization.pk])
         return format_html(
-            '<a href="{}">{}</a> ({})', url, match[1], authorization.get_status_display()
+            '<a href="{}">{}</a> ({})',
+            url,
+            authorization.subscription_id,
+            authorization.get_status_display(),
         )
 
     @admin.display(description="customer")
@@ -350,10 +346,11 @@ class ReadingRevisionAdmin(ReadOnlyAdmin):
         "new_value",
         "old_quality_label",
         "new_quality_label",
+        "stale",
         "source_label",
         "received_at",
     )
-    list_filter = ("received_at",)
+    list_filter = ("stale", "received_at")
     list_select_related = ("meter_reading__usage_point", "meter_reading__reading_type")
 
     @admin.display(description="series", ordering="meter_reading")

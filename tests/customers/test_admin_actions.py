@@ -107,6 +107,7 @@ def test_consent_page_shows_pge_status_and_usage_point_data(admin_client, consen
     point = UsagePoint.objects.create(
         href=f"https://api.pge.test/r/Subscription/{SUBSCRIPTION_ID}/UsagePoint/{UPID}",
         usage_point_id=UPID,
+        authorization=consent,  # bound by the fetch that stored it
         service_kind=1,
         created_at=moment,
         updated_at=moment,
