@@ -166,7 +166,7 @@ def customer_report(key: str) -> CustomerReport | None:
     subscription_id = customer_by_key(key).subscription_id
     if not Authorization.objects.filter(subscription_id=subscription_id).exists():
         return None
-    usage_points = UsagePoint.objects.filter(href__contains=f"/Subscription/{subscription_id}/")
+    usage_points = UsagePoint.objects.filter(authorization__subscription_id=subscription_id)
     series = MeterReading.objects.filter(usage_point__in=usage_points).select_related(
         "reading_type"
     )
