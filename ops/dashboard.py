@@ -92,10 +92,10 @@ def consents_needing_attention(*, now: datetime) -> dict[str, list[Any]]:
     newest = IntervalReading.objects.filter(meter_reading=OuterRef("pk")).order_by("-start")
     series = MeterReading.objects.annotate(last=Subquery(newest.values("start")[:1]))
     newest_by_subscription: dict[str, datetime] = {}
-    for href, last in series.values_list("usage_point__href", "last"):
-        if last is None or "/Subscription/" not in href:
+    # By the consent each usage point is bound to (docs/espi.md), not by its href.
+    for sid, last in series.values_list("usage_point__authorization__subscription_id", "last"):
+        if last is None or not sid:
             continue
-        sid = href.split("/Subscription/", 1)[1].split("/", 1)[0]
         if sid not in newest_by_subscription or last > newest_by_subscription[sid]:
             newest_by_subscription[sid] = last
     stale_before = now - timedelta(days=3)
