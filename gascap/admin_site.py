@@ -10,8 +10,11 @@ token in this session; the login page then asks for username, password and the 6
 together. With OTP off (local settings, `make run`) it is Django's plain login and the header
 says so.
 
-Failed OTP codes count as failed logins for django-axes, so a stolen password cannot be paired
-with unlimited code guesses (django-otp's own per-device throttling applies as well).
+Every failed login answers the same page and counts for django-axes, whatever failed: the
+password, the code (wrong, empty, or no device), or the staff flag. A right password with a
+wrong or missing code must look exactly like a wrong password, or the login page confirms
+stolen passwords; and it must count, or a stolen password could be paired with unlimited code
+guesses (django-otp's own per-device throttling applies as well).
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ def admin_otp_required() -> bool:
     return bool(getattr(settings, "GASCAP_ADMIN_REQUIRE_OTP", True))
 
 
+class OneTimeCodeInput(forms.TextInput):
+    """A visible input that never renders a submitted code back: a code is single-use, and the
+    page after a failure must be the same whatever was typed."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 class GascapOTPAuthenticationForm(OTPAdminAuthenticationForm):
     """Username, password and TOTP code in one step.
 
@@ -55,7 +66,7 @@ class GascapOTPAuthenticationForm(OTPAdminAuthenticationForm):
     otp_token = forms.CharField(
         required=False,
         label="Authenticator code",
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        widget=OneTimeCodeInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
 
     def _chosen_device(self, user: Any) -> Device | None:
@@ -66,19 +77,37 @@ class GascapOTPAuthenticationForm(OTPAdminAuthenticationForm):
                 device = Device.from_persistent_id(devices[0].persistent_id, for_verify=True)
         return device
 
+    error_messages = {
+        **OTPAdminAuthenticationForm.error_messages,
+        # One message for every failure: it must not tell which of the three was wrong.
+        "invalid_login": (
+            "Please enter the correct %(username)s, password and authenticator code for a "
+            "staff account. Note that all fields may be case-sensitive."
+        ),
+    }
+
+    def _update_form(self, user: Any) -> None:
+        """django-otp fills the device list and renders the password back into the page once
+        the password was right: both would tell a right password from a wrong one (and echo
+        it). The operator's one device is chosen automatically (`_chosen_device`)."""
+
     def clean(self) -> dict[str, Any]:
         try:
             return super().clean()
         except ValidationError:
-            # The password was right (clean_otp runs only for an authenticated user) but the
-            # code was wrong: report a failed login so axes counts it towards the lockout.
-            if self.user_cache is not None and self.cleaned_data.get("otp_token"):
+            if self.user_cache is not None:
+                # The password was right but the code (wrong, empty, no device) or the staff
+                # flag was not: authenticate() succeeded, so nothing reported a failure yet.
+                # Report one so axes counts it, and forget the user.
+                self.user_cache = None
                 user_login_failed.send(
                     sender=type(self),
                     credentials={"username": self.cleaned_data.get("username")},
                     request=self.request,
                 )
-            raise
+            # A wrong password was already reported by authenticate(). Either way the same
+            # error, so the page cannot tell a right password from a wrong one.
+            raise self.get_invalid_login_error() from None
 
 
 class GascapAdminSite(OTPAdminSite):

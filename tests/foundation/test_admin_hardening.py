@@ -388,3 +388,69 @@ def test_forged_forwarded_for_does_not_escape_the_lockout(lockout_on, operator):
         HTTP_X_FORWARDED_FOR="203.0.113.200, 198.51.100.1",
     )
     assert response.status_code == 429
+
+
+# --- One answer for every failure (issue 11) -------------------------------------------------
+
+
+def _page_without_csrf(response) -> str:
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+
+
+@pytest.mark.django_db
+def test_wrong_password_and_wrong_or_empty_code_answer_the_same(otp_on, operator, device):
+    wrong_code = str((int(_code(device.bin_key)) + 500_000) % 1_000_000).zfill(6)
+    answers = {
+        "wrong password": _post_login(Client(), operator.username, WRONG, otp_token=wrong_code),
+        "wrong password, no code": _post_login(Client(), operator.username, WRONG),
+        "right password, empty code": _post_login(Client(), operator.username, PASSWORD),
+        "right password, wrong code": _post_login(
+            Client(), operator.username, PASSWORD, otp_token=wrong_code
+        ),
+    }
+    assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(answers, 200)
+    pages = {name: _page_without_csrf(r) for name, r in answers.items()}
+    reference = pages["wrong password"]
+    assert "authenticator code" in reference  # the one message names all three fields
+    for name, page in pages.items():
+        assert page == reference, name
+
+
+@pytest.mark.django_db
+def test_a_staff_user_without_a_device_answers_like_a_wrong_password(otp_on, operator):
+    with_device = _post_login(Client(), operator.username, WRONG, otp_token="123456")
+    without = _post_login(Client(), operator.username, PASSWORD, otp_token="123456")
+    assert _page_without_csrf(with_device) == _page_without_csrf(without)
+
+
+@pytest.mark.django_db
+def test_every_kind_of_failure_counts_towards_the_lockout(lockout_on, otp_on, operator, device):
+    client = Client()
+    current = int(_code(device.bin_key))
+    statuses = []
+    for n in range(10):
+        kind = n % 3
+        if kind == 0:  # right password, empty code
+            statuses.append(_post_login(client, operator.username, PASSWORD).status_code)
+        elif kind == 1:  # right password, wrong code
+            wrong = str((current + 7000 + n) % 1_000_000).zfill(6)
+            statuses.append(
+                _post_login(client, operator.username, PASSWORD, otp_token=wrong).status_code
+            )
+        else:  # wrong password
+            statuses.append(_post_login(client, operator.username, WRONG).status_code)
+    assert statuses == [200] * 9 + [429]
+    attempt = AccessAttempt.objects.get(username=operator.username)
+    assert attempt.failures_since_start == 10
+    response = _post_login(client, operator.username, PASSWORD, otp_token=_code(device.bin_key))
+    assert response.status_code == 429 and not _logged_in(client)
+
+
+@pytest.mark.django_db
+def test_a_right_password_for_a_non_staff_user_counts_and_answers_the_same(lockout_on, otp_on, db):
+    User.objects.create_user("op-not-staff", password=PASSWORD, is_staff=False)
+    wrong = _post_login(Client(), "op-not-staff", WRONG, otp_token="123456")
+    right = _post_login(Client(), "op-not-staff", PASSWORD, otp_token="123456")
+    assert _page_without_csrf(wrong) == _page_without_csrf(right)
+    statuses = [_post_login(Client(), "op-not-staff", PASSWORD).status_code for _ in range(8)]
+    assert statuses == [200] * 7 + [429]
