@@ -14,7 +14,13 @@ class GascapConfig(AppConfig):
     verbose_name = "gascap"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from gascap import checks  # noqa: F401  (registers the system checks)
+        from gascap.beat import schedules_on_migrate
+
+        # `migrate` creates the missing beat schedules (every deploy migrates).
+        post_migrate.connect(schedules_on_migrate, dispatch_uid="gascap.beat.schedules")
 
 
 class GascapAdminConfig(admin_apps.AdminConfig):

@@ -55,3 +55,26 @@ def check_pge_client_certificate(
             id="gascap.W002",
         )
     ]
+
+
+@checks.register(checks.Tags.database)
+def check_beat_schedules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every periodic schedule has a row (`manage.py check --database default`; `migrate`
+    runs it before migrating, then creates what is missing)."""
+    from gascap.beat import schedule_tables_exist, schedules_missing
+
+    problems: list[checks.CheckMessage] = []
+    for alias in kwargs.get("databases") or []:
+        if alias != "default" or not schedule_tables_exist(using=alias):
+            continue
+        missing = schedules_missing(using=alias)
+        if missing:
+            problems.append(
+                checks.Warning(
+                    f"Beat schedules missing: {', '.join(missing)}.",
+                    hint="Run `manage.py migrate` (it creates them) or `manage.py "
+                    "ensure_schedules`.",
+                    id="gascap.W010",
+                )
+            )
+    return problems

@@ -1,4 +1,11 @@
-"""`GET /healthz`: can this process reach its database and its broker?"""
+"""`GET /healthz`: can this process reach its database and its broker? It also reports
+whether every beat schedule exists.
+
+The status (200/503) depends on the database and the broker only: those decide whether this
+process can take a notification. Missing schedules are beat's problem, reported in the body
+here and failing beat's own health check (`manage.py beat_health`, gascap/beat.py), so that a
+schedule deleted in the admin never takes the webhook out of a load balancer's rotation.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,17 @@ def broker_ok() -> bool:
     return True
 
 
+def schedules_report() -> str:
+    from gascap.beat import schedules_missing
+
+    try:
+        missing = schedules_missing()
+    except Exception:
+        logger.warning("healthz: cannot read the beat schedules", exc_info=True)
+        return "unknown"
+    return f"missing {len(missing)}" if missing else "ok"
+
+
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     report = {
@@ -41,4 +59,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "broker": "ok" if broker_ok() else "down",
     }
     healthy = all(value == "ok" for value in report.values())
+    report["schedules"] = schedules_report() if report["database"] == "ok" else "unknown"
     return JsonResponse(report, status=200 if healthy else 503)

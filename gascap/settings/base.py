@@ -8,6 +8,7 @@ PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import environ
@@ -16,11 +17,31 @@ from django.core.exceptions import ImproperlyConfigured
 from gascap.pge.config import pge_endpoints
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(environ.Env().str("GASCAP_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
+
+
+def _writable_var_dir(path: Path) -> Path:
+    """Create `path` if needed and prove a file can be written there, or stop start-up naming
+    it: a read-only state directory would otherwise fail later, in the middle of a request."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".gascap-write-check-"):
+            pass
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"GASCAP_VAR_DIR {path} cannot be written ({exc.strerror or exc}). Make it writable "
+            f"by this user, or set GASCAP_VAR_DIR to a directory that is (empty or unset: "
+            f"{BASE_DIR / 'var'})."
+        ) from None
+    return path
+
+
+# Local state (SQLite, filesystem broker, beat heartbeat, static files). Empty means the default,
+# as `.env.example` ships it: an empty value must not turn into the working directory.
+VAR_DIR = _writable_var_dir(Path(env.str("GASCAP_VAR_DIR", default="") or BASE_DIR / "var"))
 
 # --- Django core -------------------------------------------------------------------------
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -220,7 +241,17 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler that also writes beat's heartbeat (gascap/beat.py).
+CELERY_BEAT_SCHEDULER = "gascap.beat:HeartbeatScheduler"
+# Beat touches this file every tick (at most 5 s apart); `manage.py beat_health` (beat's health
+# check) fails when it is older than the max age or when a schedule is missing.
+GASCAP_BEAT_HEARTBEAT_FILE = env.str("GASCAP_BEAT_HEARTBEAT_FILE", default="") or str(
+    VAR_DIR / "beat.heartbeat"
+)
+GASCAP_BEAT_HEARTBEAT_MAX_AGE = env.int("GASCAP_BEAT_HEARTBEAT_MAX_AGE", default=60)
+# `migrate` creates the missing beat schedules (post_migrate, gascap/beat.py), so a deploy that
+# migrates always has them. The test settings turn it off: tests create schedules themselves.
+GASCAP_SCHEDULES_ON_MIGRATE = env.bool("GASCAP_SCHEDULES_ON_MIGRATE", default=True)
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
@@ -245,7 +276,6 @@ else:
     }
     for _folder in ("queue", "control"):
         (CELERY_FILESYSTEM_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # --- PG&E ----------------------------------------------------------------------------------

@@ -11,3 +11,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # tests that exercise the lockout turn axes on themselves (tests/foundation/
 # test_admin_hardening.py). OTP stays off as in local settings; those tests turn it on.
 AXES_ENABLED = False
+
+# Tests create the beat schedules they need; `migrate` leaves the test database without them
+# (tests/foundation/test_beat.py turns it on to test the post_migrate receiver).
+GASCAP_SCHEDULES_ON_MIGRATE = False

@@ -12,7 +12,7 @@ from gascap import health
 def test_healthz_ok(client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "broker": "ok"}
+    assert response.json() == {"database": "ok", "broker": "ok", "schedules": "missing 5"}
 
 
 def _use_broker(url: str, options: dict) -> None:
@@ -38,7 +38,7 @@ def test_healthz_names_a_down_broker(client, settings) -> None:
     finally:
         _use_broker(*previous)
     assert response.status_code == 503
-    assert response.json() == {"database": "ok", "broker": "down"}
+    assert response.json() == {"database": "ok", "broker": "down", "schedules": "missing 5"}
 
 
 @pytest.mark.django_db
@@ -59,3 +59,31 @@ def test_healthz_names_a_down_database(client, monkeypatch) -> None:
 @pytest.mark.django_db
 def test_healthz_is_get_only(client) -> None:
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.mark.django_db
+def test_healthz_keeps_host_validation(client, settings) -> None:
+    """The web container's health check sends an allowed Host (gascap/healthcheck.py): the
+    view is not exempt from host validation."""
+    settings.ALLOWED_HOSTS = ["gascap.example.org"]
+    assert client.get("/healthz", HTTP_HOST="localhost").status_code == 400
+    assert client.get("/healthz", HTTP_HOST="gascap.example.org").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host"),
+    [
+        ("gascap.example.org", "gascap.example.org"),
+        (" gascap.example.org , other.example.org", "gascap.example.org"),
+        ("*,.example.org", "example.org"),
+        ("", "localhost"),
+    ],
+)
+def test_healthcheck_probe_host_is_one_django_accepts(allowed, host) -> None:
+    from django.http.request import validate_host
+
+    from gascap.healthcheck import probe_host
+
+    assert probe_host(allowed) == host
+    if allowed:
+        assert validate_host(host, [h.strip() for h in allowed.split(",")])

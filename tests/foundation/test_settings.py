@@ -91,7 +91,7 @@ def test_celery_reliability_settings() -> None:
     assert conf.task_ignore_result is True
     assert conf.task_time_limit < settings.CELERY_VISIBILITY_TIMEOUT
     assert conf.task_soft_time_limit < conf.task_time_limit
-    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert conf.beat_scheduler == "gascap.beat:HeartbeatScheduler"
 
 
 def test_embedded_default_needs_no_server() -> None:
@@ -104,3 +104,24 @@ def test_embedded_default_needs_no_server() -> None:
     result = _manage("shell", "--no-imports", "-c", code, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://"]
+
+
+def _var_dir_env(value: str) -> dict[str, str]:
+    return {**PRODUCTION_ENV, "GASCAP_FIELD_ENCRYPTION_KEYS": _field_key(), "GASCAP_VAR_DIR": value}
+
+
+def test_empty_var_dir_means_the_default() -> None:
+    """`.env.example` ships `GASCAP_VAR_DIR=` empty: that is the default, not the cwd."""
+    code = "from django.conf import settings as s; print(s.VAR_DIR)"
+    result = _manage("shell", "--no-imports", "-c", code, env=_var_dir_env(""))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(ROOT / "var")
+
+
+def test_a_var_dir_that_cannot_be_written_stops_startup_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    unwritable = blocker / "var"  # under a regular file: not even root can create it
+    result = _manage("check", env=_var_dir_env(str(unwritable)))
+    assert result.returncode != 0
+    assert f"GASCAP_VAR_DIR {unwritable} cannot be written" in result.stderr
