@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SIZE ?= full
 PEERS ?=
 
-.PHONY: run test test-fast lint format bench demo migrate clean
+.PHONY: run test test-fast lint format bench demo migrate clean smoke lock
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,16 @@ bench: venv
 # The whole job end to end on this machine: consent, notification, fetch, storage.
 demo: venv
 	$(PY) -m gascap.demo
+
+# The docker compose deployment run as processes against PostgreSQL and Redis (DATABASE_URL,
+# REDIS_URL) with Debian's nginx: schedules, health checks, proxy, admin (deploy/smoke.py).
+smoke: venv
+	$(PY) deploy/smoke.py
+
+# requirements.lock (what the image installs): exact versions with hashes for Python 3.11.
+lock: venv
+	$(VENV)/bin/uv pip compile --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command "make lock" --quiet requirements.txt -o requirements.lock
 
 clean:
 	rm -rf var/broker var/bench

@@ -61,7 +61,6 @@ def dockerfile_env(text: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Ports:
-    web: int
     https: int
     http: int
     sandbox: int
@@ -77,7 +76,13 @@ class Deployment:
         self.app = work / "app"  # the unpacked build context: /app in the image
         self.compose = yaml.safe_load((root / "docker-compose.yml").read_text())
         self.services: dict[str, Any] = self.compose["services"]
-        self.ports = Ports(*(free_port() for _ in range(5)))
+        self.ports = Ports(*(free_port() for _ in range(4)))
+        # gunicorn instances: the services with an address on the proxy's network.
+        self.gunicorn = {
+            name: free_port()
+            for name, service in self.services.items()
+            if name != "proxy" and "proxy_web" in (service.get("networks") or {})
+        }
         self.token = token
         self.db_name = f"gascap_smoke_{secrets.token_hex(4)}"
         self.server_url = database_url.rsplit("/", 1)[0]
@@ -96,10 +101,12 @@ class Deployment:
     # --- translation --------------------------------------------------------------------
 
     def _translation(self) -> list[tuple[str, str]]:
-        web_ip = self.services["web"]["networks"]["proxy_web"]["ipv4_address"]
         proxy_ip = self.services["proxy"]["networks"]["proxy_web"]["ipv4_address"]
-        pairs = [
-            (f"{web_ip}:8000", f"{LOOPBACK}:{self.ports.web}"),
+        pairs = []
+        for name, port in self.gunicorn.items():
+            address = self.services[name]["networks"]["proxy_web"]["ipv4_address"]
+            pairs.append((f"{address}:8000", f"{LOOPBACK}:{port}"))
+        pairs += [
             (proxy_ip, LOOPBACK),
             ("listen 443 ", f"listen {LOOPBACK}:{self.ports.https} "),
             ("listen 80 ", f"listen {LOOPBACK}:{self.ports.http} "),
@@ -214,6 +221,21 @@ class Deployment:
 
     def start_service(self, name: str) -> None:
         self.start(name, self.command(name), self.service_env(name), self.app)
+
+    def long_running(self) -> list[str]:
+        """The services to start: gascap's (proxy last, as its depends_on wants)."""
+        ours = [
+            name
+            for name, service in self.services.items()
+            if service.get("env_file") == ".env" and service.get("restart") != "no"
+        ]
+        return [*ours, "proxy"]
+
+    def terminate(self, name: str) -> None:
+        """`docker compose stop`: SIGTERM, then wait for the process to finish its work."""
+        proc, _ = self.procs[name]
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=40)
 
     def run(self, name: str, argv: list[str], *, timeout: float = 120) -> None:
         """Run to completion (compose `run --rm`); raise with the output on failure."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import shlex
 from pathlib import Path
 
@@ -44,14 +45,14 @@ def test_compose_services_run_real_commands() -> None:
     compose = _compose()
     services = compose["services"]
     assert {"proxy", "postgres", "redis", "migrate", "web", "worker", "beat"} <= set(services)
-    for name in ("web", "worker", "beat", "migrate"):
+    for name in ("web", "web2", "worker", "beat", "migrate"):
         service = services[name]
         assert service["environment"]["DJANGO_SETTINGS_MODULE"] == "gascap.settings.production"
         importlib.import_module("gascap.settings.base")
         _check_command(service["command"])
         assert service["env_file"] == ".env"
     # Every long-running service has a health check, and ours run real code.
-    for name in ("proxy", "postgres", "redis", "web", "worker", "beat"):
+    for name in ("proxy", "postgres", "redis", "web", "web2", "worker", "beat"):
         assert "healthcheck" in services[name], name
     web_check = services["web"]["healthcheck"]["test"]
     assert web_check[1:4] == ["python", "-m", "gascap.healthcheck"]
@@ -65,11 +66,12 @@ def test_compose_services_run_real_commands() -> None:
 
 def test_every_deploy_migrates_before_the_app_starts() -> None:
     services = _compose()["services"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "web2", "worker", "beat"):
         depends = services[name]["depends_on"]
         assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
     assert services["migrate"]["command"][-2:] == ["migrate", "--noinput"]
-    assert services["proxy"]["depends_on"]["web"] == {"condition": "service_healthy"}
+    for name in ("web", "web2"):
+        assert services["proxy"]["depends_on"][name] == {"condition": "service_healthy"}
 
 
 def test_only_the_proxy_is_published_and_gunicorn_trusts_only_it() -> None:
@@ -77,18 +79,26 @@ def test_only_the_proxy_is_published_and_gunicorn_trusts_only_it() -> None:
     services = compose["services"]
     assert [name for name, s in services.items() if "ports" in s] == ["proxy"]
     proxy_ip = services["proxy"]["networks"]["proxy_web"]["ipv4_address"]
-    web_ip = services["web"]["networks"]["proxy_web"]["ipv4_address"]
     assert compose["networks"]["proxy_web"]["internal"] is True
     on_proxy_web = [n for n, s in services.items() if "proxy_web" in (s.get("networks") or [])]
-    assert sorted(on_proxy_web) == ["proxy", "web"]
-    command = services["web"]["command"]
-    bind = command[command.index("--bind") + 1]
-    assert bind == f"{web_ip}:8000"  # not 0.0.0.0: only the proxy's network reaches it
-    assert command[command.index("--forwarded-allow-ips") + 1] == proxy_ip
-    assert services["web"]["healthcheck"]["test"][-1] == f"http://{bind}/healthz"
-    assert f"server {bind};" in (ROOT / "deploy" / "nginx.conf").read_text()
-    # One trusted proxy, which overwrites X-Forwarded-For: the lockout reads the last hop.
-    assert services["web"]["environment"]["GASCAP_ADMIN_PROXY_COUNT"] == "1"
+    assert sorted(on_proxy_web) == ["proxy", "web", "web2"]
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    upstreams = re.findall(r"^\s*server (\S+?)[ ;]", nginx, re.M)
+    binds = []
+    for name in ("web", "web2"):
+        service = services[name]
+        address = service["networks"]["proxy_web"]["ipv4_address"]
+        command = service["command"]
+        _check_command(command)
+        bind = command[command.index("--bind") + 1]
+        assert bind == f"{address}:8000", name  # not 0.0.0.0: only the proxy's network
+        assert command[command.index("--forwarded-allow-ips") + 1] == proxy_ip, name
+        assert service["healthcheck"]["test"][-1] == f"http://{bind}/healthz", name
+        # One trusted proxy, which overwrites X-Forwarded-For: the lockout reads the last hop.
+        assert service["environment"]["GASCAP_ADMIN_PROXY_COUNT"] == "1", name
+        assert "--access-logfile" not in command  # the webhook's path holds its token
+        binds.append(bind)
+    assert upstreams == binds
 
 
 def test_the_proxy_sets_forwarded_headers_alone_and_caps_bodies_and_slow_clients() -> None:
@@ -108,6 +118,10 @@ def test_the_proxy_sets_forwarded_headers_alone_and_caps_bodies_and_slow_clients
     assert "client_max_body_size 256k" in directives
     assert settings.GASCAP_NOTIFY_MAX_BODY_BYTES == 256 * 1024
     assert "listen 443 ssl default_server" in directives
+    # The access log masks the webhook's token and drops query strings (OAuth codes).
+    assert "access_log /dev/stdout gascap" in directives
+    assert '~^/pge/notify/ "/pge/notify/<token>/"' in directives
+    assert "error_log stderr crit" in directives
 
 
 def test_compose_image_is_built_by_the_dockerfile() -> None:
