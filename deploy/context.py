@@ -46,6 +46,7 @@ REQUIRED = (
     "gascap/healthcheck.py",
     "customers/models.py",
     "ingest/tasks.py",
+    "api/apps.py",
 )
 
 
