@@ -91,7 +91,9 @@ def test_heartbeat_age_of_an_unreadable_file_is_none(heartbeat, tmp_path):
     assert heartbeat_age(now=time.time()) is None
 
 
-@pytest.mark.django_db
+# django-celery-beat closes the database connection between ticks: not inside a test
+# transaction.
+@pytest.mark.django_db(transaction=True)
 def test_heartbeat_scheduler_writes_the_heartbeat_each_tick(heartbeat):
     from gascap.beat import HeartbeatScheduler
     from gascap.celery import app
