@@ -47,6 +47,7 @@ REQUIRED = (
     "customers/models.py",
     "ingest/tasks.py",
     "api/apps.py",
+    "ops/apps.py",
 )
 
 
