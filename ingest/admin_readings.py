@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -40,7 +40,13 @@ from gascap.pge.espi_types import (
 )
 from ingest.admin import ReadOnlyAdmin, ReadOnlyInline
 from ingest.data_requests import series_missing_days
-from ingest.models import MeterReading, ReadingRevision, ReadingType, UsagePoint
+from ingest.models import IntervalReading, MeterReading, ReadingRevision, ReadingType, UsagePoint
+from ops.usage_page import (
+    usage_point_bills_html,
+    usage_point_chart_html,
+    usage_point_coverage,
+    usage_point_latest_html,
+)
 
 if TYPE_CHECKING:
     from customers.models import Authorization
@@ -119,13 +125,15 @@ class MeterReadingInline(ReadOnlyInline):
 
 @admin.register(UsagePoint)
 class UsagePointAdmin(ReadOnlyAdmin):
+    # The list reads no aggregate over the readings (issue 14): first and last reading are
+    # one index lookup per series (`ops.usage.usage_point_coverage`); the reading count, an
+    # aggregate over one usage point's readings, is on the usage point's page only.
     list_display = (
         "usage_point_id",
         "service",
         "subscription",
         "first_reading",
         "last_reading",
-        "reading_count",
         "missing_days",
     )
     list_filter = (code_filter("service_kind", SERVICE_KINDS, "service kind"),)
@@ -145,20 +153,14 @@ class UsagePointAdmin(ReadOnlyAdmin):
         "last_reading",
         "reading_count",
         "missing_days",
+        "daily_chart",
+        "latest_readings",
+        "bills",
     )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("authorization__customer")
-            .annotate(
-                first=Min("series__readings__start"),
-                last=Max("series__readings__start"),
-                count=Count("series__readings"),
-            )
-        )
+        return super().get_queryset(request).select_related("authorization__customer")
 
     @admin.display(description="service kind", ordering="service_kind")
     def service(self, obj: UsagePoint) -> str:
@@ -190,17 +192,29 @@ class UsagePointAdmin(ReadOnlyAdmin):
         url = reverse("admin:customers_customer_change", args=[authorization.customer_id])
         return format_html('<a href="{}">{}</a>', url, authorization.customer)
 
-    @admin.display(description="first reading", ordering="first")
+    @admin.display(description="first reading")
     def first_reading(self, obj: UsagePoint) -> str:
-        return local_text(obj.first)  # type: ignore[attr-defined]
+        return local_text(usage_point_coverage(obj)[0])
 
-    @admin.display(description="last reading", ordering="last")
+    @admin.display(description="last reading")
     def last_reading(self, obj: UsagePoint) -> str:
-        return local_text(obj.last)  # type: ignore[attr-defined]
+        return local_text(usage_point_coverage(obj)[1])
 
-    @admin.display(description="readings", ordering="count")
+    @admin.display(description="readings")
     def reading_count(self, obj: UsagePoint) -> int:
-        return obj.count  # type: ignore[attr-defined]
+        return IntervalReading.objects.filter(meter_reading__usage_point=obj).count()
+
+    @admin.display(description="daily totals, last 13 months (local days)")
+    def daily_chart(self, obj: UsagePoint) -> str:
+        return usage_point_chart_html(usage_point=obj)
+
+    @admin.display(description="latest readings (local time)")
+    def latest_readings(self, obj: UsagePoint) -> str:
+        return usage_point_latest_html(usage_point=obj)
+
+    @admin.display(description="bills (usage summaries)")
+    def bills(self, obj: UsagePoint) -> str:
+        return usage_point_bills_html(usage_point=obj)
 
     @admin.display(description="days with gaps (audit window)")
     def missing_days(self, obj: UsagePoint) -> str:
