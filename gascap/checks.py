@@ -78,3 +78,23 @@ def check_beat_schedules(app_configs: Any = None, **kwargs: Any) -> list[checks.
                 )
             )
     return problems
+
+
+@checks.register()
+def check_worker_heartbeat(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A dead worker's rows are taken over within two sweep periods only if a heartbeat goes
+    stale (STALE) well before the next sweep, and a live one beats several times per STALE."""
+    interval = float(settings.GASCAP_WORKER_HEARTBEAT_INTERVAL)
+    stale = float(settings.GASCAP_WORKER_HEARTBEAT_STALE)
+    period = float(settings.GASCAP_INGEST_SWEEP_PERIOD)
+    if not (0 < interval * 2 <= stale < period):
+        return [
+            checks.Error(
+                f"Worker heartbeat settings out of order: interval {interval}s, stale after "
+                f"{stale}s, sweep every {period}s.",
+                hint="Keep GASCAP_WORKER_HEARTBEAT_INTERVAL * 2 <= GASCAP_WORKER_HEARTBEAT_STALE"
+                " < GASCAP_INGEST_SWEEP_PERIOD.",
+                id="gascap.E002",
+            )
+        ]
+    return []

@@ -4,8 +4,11 @@ the outcome — retry transient failures with backoff, fail permanent ones once.
 
 Safe to run twice (docs/reliability.md R5): the row is claimed with one conditional UPDATE, so a
 second delivery of the same work finds it RUNNING and leaves; a redelivery of the *same* message
-(its worker died: late ack + reject on worker lost) may take it over; the attempt counter is
-committed at claim time, and past the poison limit the row is POISONED instead of run.
+(its pool process died: late ack + reject on worker lost) may take it over; the attempt counter
+is committed at claim time, and past the poison limit the row is POISONED instead of run. The
+claim names this worker process and a new lease (gascap/worker_heartbeat.py): when the whole
+worker dies, the sweeper hands the row back within two sweep periods, and every outcome write is
+conditional on the lease, so a run taken for dead never overwrites the run that took over.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from gascap.pge.errors import (
     PgeUrlRefused,
 )
 from gascap.pge.safexml import XmlRejected
+from gascap.worker_heartbeat import lease_held, lease_new, this_runner
 from ingest.backoff import backoff_delay
 from ingest.models import Fetch, FetchAttempt
 from ingest.notifications import fetch_enqueue
@@ -68,11 +72,15 @@ class _Failed(Exception):
 
 
 def _lease() -> timedelta:
-    # No run can legitimately last beyond the hard time limit: past it the row is abandoned.
+    # No run can legitimately last beyond the hard time limit: past it the row is abandoned,
+    # whoever holds it (the backstop for a run that ended without recording its outcome).
     return timedelta(seconds=int(settings.CELERY_TASK_TIME_LIMIT) + 60)
 
 
 def _claim(fetch_id: int, now: datetime, task_id: str | None) -> Fetch | None:
+    """Take the row with one conditional UPDATE, naming this process (its heartbeat) and a new
+    lease. A RUNNING row whose runner died is handed back by the sweeper (RETRYING) before it
+    can be claimed again (gascap/worker_heartbeat.py)."""
     runnable = Q(status__in=[Fetch.Status.PENDING, Fetch.Status.RETRYING]) | Q(
         status=Fetch.Status.RUNNING, started_at__lt=now - _lease()
     )
@@ -83,15 +91,24 @@ def _claim(fetch_id: int, now: datetime, task_id: str | None) -> Fetch | None:
         attempts=F("attempts") + 1,
         started_at=now,
         runner_task_id=task_id or "",
+        runner=this_runner(),
+        lease=lease_new(),
         next_attempt_at=None,
     )
     return Fetch.objects.get(pk=fetch_id) if claimed else None
 
 
+class _LeaseLost(Exception):
+    """The row was taken over (this run was taken for dead): its outcome is not ours to write."""
+
+
 def _save(fetch: Fetch, **fields: object) -> None:
+    """Write fields of the claimed row, only while this run's lease holds it. (The runner
+    stays on the finished row: the operator sees which worker process ran it last.)"""
+    if not lease_held(Fetch.objects, pk=fetch.pk, lease=fetch.lease).update(**fields):
+        raise _LeaseLost(fetch.pk)
     for name, value in fields.items():
         setattr(fetch, name, value)
-    fetch.save(update_fields=list(fields))
 
 
 def _token(fetch: Fetch, *, now: datetime, force_refresh: bool = False) -> str:
@@ -327,6 +344,16 @@ def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> Fe
         current = Fetch.objects.filter(pk=fetch_id).values_list("status", flat=True)
         return FetchRunResult(status=current[0] if current else "MISSING", reason="not_claimed")
     log_context_set(fetch_id=fetch.pk, subscription_id=fetch.subscription_id)
+    try:
+        return _run_claimed(fetch, now=now)
+    except _LeaseLost:
+        # Taken for dead (silent past GASCAP_WORKER_HEARTBEAT_STALE) and taken over: the run
+        # holding the row now records the outcome; the readings import is idempotent.
+        logger.warning("fetch %s: lease lost to a take-over; outcome not recorded", fetch.pk)
+        return FetchRunResult(status="LEASE_LOST", reason="lease_lost")
+
+
+def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
     limit = int(settings.GASCAP_INGEST_POISON_LIMIT)
     if fetch.attempts > limit:
         # The previous runs never recorded an outcome (a crash or kill each time).

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 
 from gascap.pge.batchlist import BatchListRejected, parse_batchlist
 from gascap.pge.errors import PgeUrlRefused
+from gascap.worker_heartbeat import lease_new, this_runner
 from ingest.models import Fetch, Notification
 from ingest.pge_resources import (
     NOTIFIED_KINDS,
@@ -245,9 +246,17 @@ def _authorizations_poll_enqueue() -> None:
 
 
 def _claim(notification_id: int, now: datetime) -> Notification | None:
+    # The claim names this worker process and a new lease: if the process dies, the sweeper
+    # hands the row back to RECEIVED within two sweep periods (gascap/worker_heartbeat.py).
     claimed = Notification.objects.filter(
         pk=notification_id, status=Notification.Status.RECEIVED
-    ).update(status=Notification.Status.PROCESSING, attempts=F("attempts") + 1, started_at=now)
+    ).update(
+        status=Notification.Status.PROCESSING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        runner=this_runner(),
+        lease=lease_new(),
+    )
     if not claimed:
         return None
     return Notification.objects.get(pk=notification_id)

@@ -51,8 +51,9 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
     ScheduleSpec(
         name="ingest: sweep stuck work",
         task="ingest.sweep_stuck",
-        description="Re-queue notifications and fetches the broker lost.",
-        every_seconds=120,
+        description="Re-queue notifications and fetches the broker lost or whose worker died.",
+        # GASCAP_INGEST_SWEEP_PERIOD: a dead worker's rows are taken over within two periods.
+        every_seconds=int(settings.GASCAP_INGEST_SWEEP_PERIOD),
     ),
     ScheduleSpec(
         name="ingest: gap audit",

@@ -169,6 +169,13 @@ else:
 CELERY_VISIBILITY_TIMEOUT = env.int("GASCAP_CELERY_VISIBILITY_TIMEOUT", default=7200)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("GASCAP_CELERY_SOFT_TIME_LIMIT", default=1500)
 CELERY_TASK_TIME_LIMIT = env.int("GASCAP_CELERY_TIME_LIMIT", default=1800)
+# Worker liveness (gascap/worker_heartbeat.py, README "Worker failures"): each process that runs
+# tasks refreshes its heartbeat every INTERVAL seconds; one silent for STALE seconds is dead and
+# the sweeper (every GASCAP_INGEST_SWEEP_PERIOD seconds) takes over the rows it held. Keep
+# INTERVAL well under STALE and STALE well under the sweep period: a dead runner's row is then
+# re-queued within STALE + PERIOD, under two sweep periods (checked: gascap.E002).
+GASCAP_WORKER_HEARTBEAT_INTERVAL = env.float("GASCAP_WORKER_HEARTBEAT_INTERVAL", default=5.0)
+GASCAP_WORKER_HEARTBEAT_STALE = env.float("GASCAP_WORKER_HEARTBEAT_STALE", default=30.0)
 
 # --- Logging -----------------------------------------------------------------------------
 LOG_LEVEL = env.str("GASCAP_LOG_LEVEL", default="INFO")
@@ -384,6 +391,9 @@ GASCAP_PGE_RATE_LIMIT_PER_SECOND = env.float("GASCAP_PGE_RATE_LIMIT_PER_SECOND",
 GASCAP_PGE_RATE_LIMIT_MAX_WAIT = env.float("GASCAP_PGE_RATE_LIMIT_MAX_WAIT", default=120.0)
 # The sweeper re-queues notifications/fetches left RECEIVED/PROCESSING/PENDING this long.
 GASCAP_INGEST_SWEEP_AGE = env.int("GASCAP_INGEST_SWEEP_AGE", default=300)
+# Seconds between two sweeps (the beat schedule `ingest: sweep stuck work`, created by
+# `manage.py ensure_schedules`; an existing schedule keeps the interval it was given).
+GASCAP_INGEST_SWEEP_PERIOD = env.int("GASCAP_INGEST_SWEEP_PERIOD", default=120)
 # Daily data request: "subscription" (one async request per active authorization) or "bulk"
 # (one Batch/Bulk request with the client token).
 GASCAP_INGEST_DAILY_REQUEST_MODE = env.str(

@@ -2,7 +2,9 @@
 
 The database, not the broker, is the source of truth (docs/reliability.md R5): every row carries a
 status, an attempt counter and the last error, so a lost message, a killed worker or a broker
-outage leaves a row the sweeper can find and an operator can replay.
+outage leaves a row the sweeper can find and an operator can replay. A row being worked on
+names its runner and lease (`gascap.models.RunnerLeased`): a row whose runner stopped beating
+is taken over by the sweeper within two sweep periods (gascap/worker_heartbeat.py).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from gascap.models import RunnerLeased
+
 __all__ = ["Fetch", "FetchAttempt", "Notification"]
 
 
-class Notification(models.Model):
+class Notification(RunnerLeased):
     """One POST to the notification webhook, stored before anything else happens to it.
 
     PG&E's BatchList is unsigned and its content type unreliable (docs/pge-protocol.md,
@@ -69,7 +73,7 @@ class Notification(models.Model):
         return bytes(self.body or b"")[:limit].decode("utf-8", errors="replace")
 
 
-class Fetch(models.Model):
+class Fetch(RunnerLeased):
     """One PG&E resource to download (a URL from a BatchList, a ReadingType a document lacked,
     or a data request PG&E answered with something else than 202), with its outcome. At most
     one open fetch exists per URL: duplicates coalesce."""
