@@ -146,14 +146,25 @@ class Procs:
 
     tmp_path: Path
     started: list[subprocess.Popen] = field(default_factory=list)
+    groups: list[subprocess.Popen] = field(default_factory=list)
 
-    def _spawn(self, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    def _spawn(
+        self, args: list[str], env: dict[str, str], log: Path, *, new_session: bool = False
+    ) -> subprocess.Popen:
         full_env = {**os.environ, **env}
         full_env.setdefault("DJANGO_SETTINGS_MODULE", "gascap.settings.test")
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                args, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT
+                args,
+                cwd=REPO,
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # Its own process group: `kill_whole` reaches the main process and its pool.
+                start_new_session=new_session,
             )
+        if new_session:
+            self.groups.append(proc)
         self.started.append(proc)
         return proc
 
@@ -207,9 +218,16 @@ class Procs:
             celery_worker_argv(name=name, pool=pool, concurrency=concurrency, queues=queues),
             env,
             log,
+            new_session=True,
         )
         wait_until_worker_ready(proc, log)
         return proc
+
+    def kill_whole(self, proc: subprocess.Popen) -> None:
+        """SIGKILL a worker's main process and its pool at once (OOM kill, `docker kill`): the
+        process group this fixture made for it, nothing else."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
 
     def log(self, name: str) -> str:
         path = self.tmp_path / name
@@ -225,6 +243,12 @@ class Procs:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if proc in self.groups:
+                # Pool processes left behind by a killed main process: the group is ours.
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 @pytest.fixture
@@ -329,3 +353,141 @@ def stack(tmp_path, settings, transactional_db, redis_db) -> Iterator[Stack]:
         yield Stack(sandbox=sandbox, env=env, sid=sid, access_token=access, refresh_token=refresh)
     finally:
         sandbox.stop()
+
+
+# --- Worker death and broker restarts (issue 17) -------------------------------------------
+# Short periods so a test sees two sweeps in seconds; the order the system check wants
+# (interval * 2 <= stale < period) is kept.
+HEARTBEAT_INTERVAL = 0.3
+HEARTBEAT_STALE = 2.0
+SWEEP_PERIOD = 4.0
+
+
+def heartbeat_env() -> dict[str, str]:
+    return {
+        "GASCAP_WORKER_HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL),
+        "GASCAP_WORKER_HEARTBEAT_STALE": str(HEARTBEAT_STALE),
+        "GASCAP_INGEST_SWEEP_PERIOD": str(int(SWEEP_PERIOD)),
+    }
+
+
+class Sweeper:
+    """What beat does in production: `stuck_sweep` every `period` seconds, in a thread of this
+    process (its own database connection), publishing to the broker this process uses."""
+
+    def __init__(self, period: float, *, age_seconds: int | None = None) -> None:
+        import threading
+
+        self.period = period
+        self.age_seconds = age_seconds
+        self.reports: list[tuple[float, object]] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-sweeper", daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+        from django.utils import timezone
+
+        from ingest.sweeper import stuck_sweep
+
+        try:
+            while not self._stop.wait(self.period):
+                try:
+                    report = stuck_sweep(now=timezone.now(), age_seconds=self.age_seconds)
+                    self.reports.append((time.monotonic(), report))
+                except Exception as exc:  # a sweep failing is part of what tests look at
+                    self.errors.append(exc)
+                    connection.close()
+        finally:
+            connection.close()
+
+    def taken_over_at(self) -> float | None:
+        """Monotonic time of the first sweep that took a row over from a dead runner."""
+        for at, report in self.reports:
+            if report.taken_over:  # type: ignore[attr-defined]
+                return at
+        return None
+
+    def __enter__(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of this test's own (loopback, a port in 6600-6699, AOF as in
+    docker-compose.yml), stopped and started by its PID, never by name."""
+
+    port: int
+    directory: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        argv = [
+            "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+            "--dir", str(self.directory), "--appendonly", "yes",
+            "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
+            "--save", "", "--protected-mode", "yes",
+        ]  # fmt: skip
+        with open(self.directory / "redis.log", "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    client.close()
+                    return
+            except redis.RedisError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on {self.port} did not start")
+
+    def stop(self) -> None:
+        """SIGTERM, as `docker compose stop` / systemd do: Redis flushes its AOF and exits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[RedisServer]:
+    import socket
+
+    for port in range(6600, 6700):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        break
+    else:  # pragma: no cover
+        pytest.skip("no free port in 6600-6699 for a private redis-server")
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(port=port, directory=directory)
+    server.start()
+    previous = django_settings.CELERY_BROKER_URL
+    _publish_to(server.url)
+    try:
+        yield server
+    finally:
+        _publish_to(previous)
+        server.kill()
