@@ -184,13 +184,14 @@ def heartbeat_stop() -> None:
     """Stop the heartbeat and delete its row (a clean exit: this process holds nothing)."""
     global _runner, _stop, _thread
     with _lock:
-        runner, stop, thread = _runner, _stop, _thread
+        stop, thread = _stop, _thread
+        if stop is None:
+            return
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=10)  # first: a beat in progress would set the runner again
+        runner = _runner
         _runner, _stop, _thread = "", None, None
-    if stop is None:
-        return
-    stop.set()
-    if thread is not None:
-        thread.join(timeout=5)
     if runner:
         try:
             WorkerHeartbeat.objects.filter(runner=runner).delete()
