@@ -30,7 +30,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, connection
 from django.db.models import DateTimeField, ExpressionWrapper, QuerySet, Value
 from django.db.models.functions import Now
 
@@ -143,11 +143,12 @@ def _beat_loop(
     runner: str, hostname: str, stop: threading.Event, first: threading.Event, interval: float
 ) -> None:
     # Every beat, the first included, from this thread and its own database connection: the
-    # thread that starts the heartbeat may hold a connection inherited across a fork.
+    # thread that starts the heartbeat may hold a connection inherited across a fork. The
+    # connection is kept between beats (one per task-running process, not a new PostgreSQL
+    # backend every few seconds) and dropped only when a beat fails.
     while True:
         try:
             _beat_once(runner, hostname)
-            close_old_connections()
         except Exception:  # never let the heartbeat thread die silently
             logger.exception("worker heartbeat failed")
         first.set()
