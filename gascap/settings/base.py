@@ -391,8 +391,8 @@ GASCAP_PGE_RATE_LIMIT_PER_SECOND = env.float("GASCAP_PGE_RATE_LIMIT_PER_SECOND",
 GASCAP_PGE_RATE_LIMIT_MAX_WAIT = env.float("GASCAP_PGE_RATE_LIMIT_MAX_WAIT", default=120.0)
 # The sweeper re-queues notifications/fetches left RECEIVED/PROCESSING/PENDING this long.
 GASCAP_INGEST_SWEEP_AGE = env.int("GASCAP_INGEST_SWEEP_AGE", default=300)
-# Seconds between two sweeps (the beat schedule `ingest: sweep stuck work`, created by
-# `manage.py ensure_schedules`; an existing schedule keeps the interval it was given).
+# Seconds between two sweeps (the beat schedule `ingest: sweep stuck work`, created when
+# missing by `migrate` / `ensure_schedules`; an existing schedule keeps the interval it has).
 GASCAP_INGEST_SWEEP_PERIOD = env.int("GASCAP_INGEST_SWEEP_PERIOD", default=120)
 # Daily data request: "subscription" (one async request per active authorization) or "bulk"
 # (one Batch/Bulk request with the client token).

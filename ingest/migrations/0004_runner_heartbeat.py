@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingest', '0002_replay_permissions'),
+        ('ingest', '0003_data_binding_out_of_order'),
     ]
 
     operations = [
