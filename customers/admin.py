@@ -31,6 +31,7 @@ from customers.services import (
     subscription_request_enqueue,
 )
 from gascap.pge.errors import PgeError
+from gascap.pge.gate import BudgetExhausted
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class AuthorizationAdmin(admin.ModelAdmin):
         for authorization in queryset:
             try:
                 authorization_refresh(authorization_id=authorization.pk, now=now, force=True)
-            except (AuthorizationUnavailable, PgeError) as exc:
+            except (AuthorizationUnavailable, PgeError, BudgetExhausted) as exc:
                 failed.append(f"{authorization.subscription_id}: {exc}")
                 self.log_change(request, authorization, f"Token refresh failed: {exc}"[:200])
             else:
@@ -257,7 +258,7 @@ class AuthorizationAdmin(admin.ModelAdmin):
         for authorization in queryset:
             try:
                 authorization_revoke(authorization_id=authorization.pk, now=now)
-            except (PgeError, AuthorizationUnavailable) as exc:
+            except (PgeError, AuthorizationUnavailable, BudgetExhausted) as exc:
                 self.message_user(
                     request,
                     f"Could not revoke {authorization.subscription_id}: {exc}",

@@ -19,6 +19,7 @@ from customers.consent_sessions import customer_for_external_id
 from customers.models import Authorization, ConsentState, Customer
 from customers.services import client_access_token, subscription_request_enqueue
 from gascap.pge.errors import PgeError, PgePermanentError
+from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +64,25 @@ def consent_complete(
     """Exchange `code` and store the consent; returns the ACTIVE authorization.
 
     Raises ConsentFailed for failures the customer should see as a page; other exceptions
-    propagate (unanticipated: a 500 and an error report).
+    propagate (unanticipated: a 500 and an error report). A customer waiting here outranks
+    every other use of PG&E's call budget (`Priority.CONSENT`).
     """
+    with call_priority(Priority.CONSENT):
+        return _consent_complete(state=state, code=code, now=now, sleep=sleep)
+
+
+def _consent_complete(
+    *, state: ConsentState, code: str, now: datetime, sleep: Callable[[float], None]
+) -> Authorization:
     client = services.pge_client()
     try:
         answer = client.exchange_code(
             code=code, redirect_uri=settings.GASCAP_PGE_REDIRECT_URI, now=now
         )
+    except BudgetExhausted as exc:
+        # Even the consent reserve is used: PG&E would refuse us too. Ask to come back.
+        logger.error("Code exchange refused by the PG&E call budget: %s", exc)
+        raise ConsentFailed("unavailable") from exc
     except PgeError as exc:
         logger.warning("Code exchange failed: %s (HTTP %s)", exc.code, exc.status)
         if exc.status is not None and 400 <= exc.status < 500:
@@ -151,6 +164,10 @@ def authorization_fetch_after_consent(
         except PgeError as exc:
             last = exc
             continue
+        except BudgetExhausted:
+            # The consent stands; the daily poll reads the Authorization later.
+            last = PgeError("PG&E call budget used", code="budget_wait")
+            break
         with transaction.atomic():
             authorization_apply_info(authorization=authorization, info=info, now=now)
         if not authorization.usage_points.exists() and authorization.resource_uri:

@@ -1,6 +1,10 @@
 """The token lifecycle: customer and client-credentials tokens, refresh under a row lock,
 re-consent, revocation, the daily Authorization poll, and the first-data-request enqueue.
 
+Customer tokens are refreshed lazily, when work needs one (`access_token_for_subscription`),
+never by a sweep of all tokens: a refresh is a PG&E call, and PG&E's daily budget
+(docs/pge-protocol.md, "Rate limits") would not survive ~24 refreshes per customer a day.
+
 Contract used by ingest (docs/architecture.md): `access_token_for_subscription`,
 `client_access_token`, `authorization_report_forbidden`, `AuthorizationUnavailable`.
 
@@ -274,22 +278,6 @@ def client_access_token(*, now: datetime, force_refresh: bool = False) -> str:
     if not token:
         raise PgeError("PG&E returned an empty client token", code="empty_token")
     return token
-
-
-def tokens_refresh_expiring(*, now: datetime) -> dict[str, int]:
-    """Proactively refresh every active token expiring within the skew margin (beat)."""
-    counts = {"refreshed": 0, "failed": 0}
-    due = Authorization.objects.filter(
-        status=Status.ACTIVE, access_token_expires_at__lte=now + _skew()
-    ).values_list("pk", flat=True)
-    for pk in list(due):
-        try:
-            authorization_refresh(authorization_id=pk, now=now)
-        except (AuthorizationUnavailable, PgeError):
-            counts["failed"] += 1
-        else:
-            counts["refreshed"] += 1
-    return counts
 
 
 def subscription_request_enqueue(*, authorization_id: int) -> None:

@@ -2,7 +2,9 @@
 
 A state is random (`secrets.token_urlsafe(32)`), stored only as its SHA-256, bound to the
 browser session through a random nonce kept in the session, single-use and valid for
-`GASCAP_CONSENT_STATE_TTL` seconds (PG&E's code itself lives about 600 s).
+`GASCAP_CONSENT_STATE_TTL` seconds (PG&E's code itself lives about 600 s). A session holds at
+most `GASCAP_CONSENT_STATES_PER_SESSION` unspent states: a new one replaces the oldest, so a
+visitor cannot pile up states (each a possible PG&E code exchange).
 """
 
 from __future__ import annotations
@@ -85,9 +87,15 @@ def consent_state_create(
     nonce = _session_nonce(session, create=True)
     assert nonce is not None  # noqa: S101  (created above)
     state = secrets.token_urlsafe(32)
+    binding = _sha256(nonce)
+    keep = max(1, int(settings.GASCAP_CONSENT_STATES_PER_SESSION)) - 1
+    unspent = ConsentState.objects.filter(session_binding_hash=binding, used_at__isnull=True)
+    stale = list(unspent.order_by("-created_at", "-pk").values_list("pk", flat=True)[keep:])
+    if stale:
+        ConsentState.objects.filter(pk__in=stale).delete()
     ConsentState.objects.create(
         state_hash=_sha256(state),
-        session_binding_hash=_sha256(nonce),
+        session_binding_hash=binding,
         customer=customer,
         next_path=next_path_clean(next_path),
         source=source,

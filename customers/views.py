@@ -5,6 +5,11 @@ Every response carries `Referrer-Policy: no-referrer` and `Cache-Control: no-sto
 load no third-party asset, and the callback answers 303 to a URL without the code
 (reliability rule R7, tests 49 and 50). Views stay thin: state rules live in
 `customers.states`, the exchange in `customers.consent`.
+
+Anonymous visitors cannot spend PG&E's call budget: start, portal and callback are throttled
+per client address (`GASCAP_CONSENT_THROTTLE_*`, counted in the budget's shared store), a
+session holds a capped number of unspent states, and a callback whose state is not one we
+issued to that session never reaches PG&E.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from customers.consent_sessions import (
 )
 from customers.models import Authorization, ConsentState
 from customers.states import ConsentStateRejected, consent_state_consume, consent_state_create
+from gascap.admin_site import client_ip_for_lockout
+from gascap.pge_budget.budget import throttle_hit
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,30 @@ def consent_headers(view: ViewFunc) -> ViewFunc:
         response["Referrer-Policy"] = "no-referrer"
         response["Cache-Control"] = "no-store"
         return response
+
+    return wrapped
+
+
+def consent_throttle(view: ViewFunc) -> ViewFunc:
+    """429 once the client address made GASCAP_CONSENT_THROTTLE_REQUESTS consent requests in
+    the current window (start, portal and callback counted together)."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        window = int(settings.GASCAP_CONSENT_THROTTLE_WINDOW)
+        allowed = throttle_hit(
+            scope="consent",
+            subject=client_ip_for_lockout(request) or "unknown",
+            limit=int(settings.GASCAP_CONSENT_THROTTLE_REQUESTS),
+            window_seconds=window,
+            now=timezone.now(),
+        )
+        if not allowed:
+            logger.warning("Consent request throttled for a client address")
+            response = _page(request, "consent_failed.html", status=429, reason="throttled")
+            response["Retry-After"] = str(max(1, window))
+            return response
+        return view(request, *args, **kwargs)
 
     return wrapped
 
@@ -71,6 +102,7 @@ def _start(request: HttpRequest, *, source: str) -> HttpResponse:
 
 @require_GET
 @consent_headers
+@consent_throttle
 def consent_start(request: HttpRequest) -> HttpResponse:
     """Start a consent: a fresh one-time state, then PG&E's (or the sandbox's) consent page."""
     return _start(request, source="start")
@@ -78,6 +110,7 @@ def consent_start(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @consent_headers
+@consent_throttle
 def consent_session_start(request: HttpRequest, token: str) -> HttpResponse:
     """The app's single-use link: spend it, then PG&E's consent page with a state tied to it."""
     now = timezone.now()
@@ -105,6 +138,7 @@ def _to_app(
 
 @require_GET
 @consent_headers
+@consent_throttle
 def consent_portal(request: HttpRequest) -> HttpResponse:
     """PG&E-initiated consent: the customer started at pge.com and lands on our registered
     portal URI with `scope` and `ThirdPartyID`; we start the redirect flow ourselves."""
@@ -118,6 +152,7 @@ def consent_portal(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @consent_headers
+@consent_throttle
 def consent_callback(request: HttpRequest) -> HttpResponse:
     """PG&E's redirect back with `code` and `state` (or `error=access_denied`)."""
     now = timezone.now()

@@ -1,5 +1,6 @@
 """The Django side's door to `gascap.pge`: a `PgeConfig` built from `settings.GASCAP_PGE_*`
-(the PG&E package itself reads no Django settings) and a `PgeClient` over it."""
+(the PG&E package itself reads no Django settings) and a `PgeClient` over it whose every call
+passes the shared PG&E call budget (`gascap.pge_budget`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from django.conf import settings
 
 from gascap.pge.client import PgeClient
 from gascap.pge.config import PgeConfig
+from gascap.pge.gate import Priority
 from gascap.pge.transport import session_build
+from gascap.pge_budget.budget import PgeBudgetGate
 from ops.metrics import pge_calls_metered
 
 
@@ -31,10 +34,15 @@ def pge_config() -> PgeConfig:
     )
 
 
-def pge_client() -> PgeClient:
-    """A client for the configured PG&E (one session per client; cheap to build), whose
-    calls are counted by kind and status for /metrics."""
+def pge_client(*, priority: Priority | None = None) -> PgeClient:
+    """A client for the configured PG&E (one session per client; cheap to build): every call
+    passes the PG&E call budget (`gascap.pge_budget`) and is counted by kind and status for
+    /metrics. `priority` None: the priority the running work declared
+    (`gascap.pge.gate.call_priority`)."""
     config = pge_config()
     return PgeClient(
-        config, session=pge_calls_metered(session_build(config), token_url=config.token_url)
+        config,
+        session=pge_calls_metered(session_build(config), token_url=config.token_url),
+        gate=PgeBudgetGate(),
+        priority=priority,
     )

@@ -3,8 +3,9 @@ the daily request (per subscription, or one Bulk request), and the gap audit, wh
 missing intervals into synchronous UsagePoint fetches for exactly the missing days.
 
 Windows are at most `GASCAP_INGEST_REQUEST_MAX_DAYS` (~30) per call: integrators ask for no
-more per request and pause between calls (docs/pge-protocol.md, "Data APIs"); each call takes a
-slot of the shared rate limiter.
+more per request and pause between calls (docs/pge-protocol.md, "Data APIs"); every call
+passes the PG&E call budget inside the client (pacing, hourly and daily caps). The callers
+(tasks) declare the work's priority.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from gascap.pge.errors import PgeAuthError
 from gascap.pge.urls import published_params
 from ingest.models import Fetch, IntervalReading, MeterReading
 from ingest.notifications import fetch_enqueue, fetch_open_or_create
-from ingest.ratelimit import pge_request_slot
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,6 @@ def _with_refresh(call, *, subscription_id: str, now: datetime):  # type: ignore
     token = customer_services.access_token_for_subscription(
         subscription_id=subscription_id, now=now
     )
-    pge_request_slot()
     try:
         return call(token)
     except PgeAuthError as exc:
@@ -135,7 +134,6 @@ def _with_refresh(call, *, subscription_id: str, now: datetime):  # type: ignore
     token = customer_services.access_token_for_subscription(
         subscription_id=subscription_id, now=now, force_refresh=True
     )
-    pge_request_slot()
     try:
         return call(token)
     except PgeAuthError:
@@ -164,7 +162,6 @@ def bulk_data_request(*, now: datetime) -> int:
 
     bulk_id = settings.GASCAP_PGE_THIRD_PARTY_ID
     token = customer_services.client_access_token(now=now)
-    pge_request_slot()
     answer = _pge_client().request_bulk(
         bulk_id=bulk_id,
         published_min=now - timedelta(days=2),

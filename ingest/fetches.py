@@ -34,13 +34,14 @@ from gascap.pge.errors import (
     PgeTransientError,
     PgeUrlRefused,
 )
+from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 from gascap.pge.safexml import XmlRejected
+from gascap.pge_budget.pacing import RateLimitTimeout
 from gascap.worker_heartbeat import lease_held, lease_new, this_runner
 from ingest.backoff import backoff_delay
 from ingest.models import Fetch, FetchAttempt
 from ingest.notifications import fetch_enqueue
 from ingest.pge_resources import ResourceRefused, fetch_kind, resource_parse, url_check
-from ingest.ratelimit import RateLimitTimeout, pge_request_slot
 from ingest.usage_point_binding import (
     DocumentRefused,
     UsagePointBinding,
@@ -146,11 +147,11 @@ _OUTCOMES: list[tuple[type[BaseException], str]] = [
 
 
 def _http_get(fetch: Fetch, *, url: str, token: str):  # type: ignore[no-untyped-def]
-    """One GET through the shared rate limiter, recorded as one FetchAttempt."""
+    """One GET through the PG&E call budget (pacing included), recorded as one FetchAttempt;
+    a call the budget refused (`BudgetExhausted`) was never sent and leaves no attempt."""
     from gascap.pge_settings import pge_client
 
     url_check(url)  # again here: the row may have been edited or replayed since it was made
-    pge_request_slot()
     started_at = timezone.now()
     t0 = time.monotonic()
     try:
@@ -371,7 +372,11 @@ def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
     if verdict is not None:
         return verdict
     try:
-        size, result, problems = _import(fetch, now=now)
+        # Notified data outranks gap fills and other fetches we made up ourselves.
+        with call_priority(Priority.NOTIFIED if fetch.notification_id else Priority.SCHEDULED):
+            size, result, problems = _import(fetch, now=now)
+    except BudgetExhausted as exc:
+        return _budget_wait(fetch, now=now, exc=exc)
     except _Failed as failed:
         return _fail(fetch, now=now, reason=failed.reason, error=str(failed), status=failed.status)
     except (PgeTransientError, RateLimitTimeout, DatabaseError) as exc:
@@ -434,6 +439,28 @@ def _fail(
     )
     logger.warning("fetch %s %s: %s", fetch.pk, status.lower(), reason)
     return FetchRunResult(status=status, reason=reason)
+
+
+def _budget_wait(fetch: Fetch, *, now: datetime, exc: BudgetExhausted) -> FetchRunResult:
+    """The call budget is used for now: wait for the next window. Not a failure — the run
+    does not count towards the poison limit and the row says why (`budget_wait`)."""
+    from gascap.pge_budget.budget import budget_wait_countdown, budget_wait_record
+
+    delay = budget_wait_countdown(exc=exc, now=now)
+    with transaction.atomic():
+        _save(
+            fetch,
+            status=Fetch.Status.RETRYING,
+            reason="budget_wait",
+            error=_excerpt(exc),
+            attempts=max(0, fetch.attempts - 1),
+            next_attempt_at=exc.retry_at,
+            runner_task_id="",
+        )
+        fetch_id = fetch.pk
+        transaction.on_commit(lambda: fetch_enqueue(fetch_id=fetch_id, countdown=delay))
+    budget_wait_record(work="fetch", exc=exc, now=now)
+    return FetchRunResult(status=Fetch.Status.RETRYING, reason="budget_wait", retry_in=delay)
 
 
 def _retry_or_fail(fetch: Fetch, *, now: datetime, exc: BaseException) -> FetchRunResult:

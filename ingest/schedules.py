@@ -2,6 +2,9 @@
 idempotently by `manage.py ensure_schedules` (which `make run` runs).
 
 A schedule that already exists is left as the operator edited it: only missing rows are made.
+Retired schedules (`RETIRED`) are deleted from existing installs: the 2-minute token-refresh
+sweep spent ~24 PG&E calls per customer a day (docs/pge-protocol.md, "Rate limits"); tokens
+are now refreshed when work needs one.
 Daily jobs run on Pacific time, PG&E's day (docs/pge-protocol.md: data is grouped by local day).
 """
 
@@ -34,12 +37,11 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         minute=30,
     ),
     ScheduleSpec(
-        name="customers: refresh expiring tokens",
-        task="customers.tokens_refresh_expiring",
-        description="Refresh customer access tokens before they expire (PG&E: 3600 s).",
-        # Well inside the refresh skew (GASCAP_TOKEN_REFRESH_SKEW, 300 s): every token is
-        # seen at least twice in its last five minutes.
-        every_seconds=120,
+        name="customers: purge consent states",
+        task="customers.consent_states_purge",
+        description="Delete consent states older than a day (no PG&E call).",
+        hour=3,
+        minute=10,
     ),
     ScheduleSpec(
         name="customers: poll authorizations",
@@ -88,10 +90,16 @@ def _schedule_fields(spec: ScheduleSpec) -> dict[str, object]:
     return {"crontab": crontab}
 
 
+# Tasks no schedule may run any more (matched by task, whatever the operator named the row).
+RETIRED_TASKS = ("customers.tokens_refresh_expiring",)
+
+
 def schedules_ensure() -> list[tuple[str, bool]]:
-    """Create the missing PeriodicTask rows; returns (name, created) for each schedule."""
+    """Create the missing PeriodicTask rows and delete retired ones; returns (name, created)
+    for each schedule."""
     results = []
     with transaction.atomic():
+        PeriodicTask.objects.filter(task__in=RETIRED_TASKS).delete()
         for spec in SCHEDULES:
             if PeriodicTask.objects.filter(name=spec.name).exists():
                 results.append((spec.name, False))

@@ -11,9 +11,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from gascap.pge.errors import PgeTransientError
+from gascap.pge.gate import BudgetExhausted, Priority, call_priority
+from gascap.pge_budget.pacing import RateLimitTimeout
 from ingest import data_requests, fetches, notifications, sweeper
 from ingest.backoff import backoff_delay
-from ingest.ratelimit import RateLimitTimeout
+from ingest.budget_plan import daily_request_mode
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +35,22 @@ def fetch_run(self, fetch_id: int) -> dict[str, Any]:  # type: ignore[no-untyped
 @shared_task(name="ingest.subscription_request", queue="pge_fetch", bind=True, max_retries=5)
 def subscription_request(self, authorization_id: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from customers.services import AuthorizationUnavailable
+    from gascap.pge_budget.budget import budget_wait_countdown, budget_wait_record
 
+    now = timezone.now()
     try:
-        report = data_requests.subscription_data_request(
-            authorization_id=authorization_id, now=timezone.now()
+        with call_priority(Priority.SCHEDULED):
+            report = data_requests.subscription_data_request(
+                authorization_id=authorization_id, now=now
+            )
+    except BudgetExhausted as exc:
+        # Not a failure and not a retry: the request runs again when the window opens.
+        budget_wait_record(work="data_request", exc=exc, now=now)
+        countdown = budget_wait_countdown(exc=exc, now=now)
+        subscription_request.apply_async(
+            args=[authorization_id], queue="pge_fetch", countdown=countdown
         )
+        return {"status": "budget_wait", "retry_at": exc.retry_at.isoformat()}
     except AuthorizationUnavailable as exc:
         logger.warning(
             "data request for authorization %s skipped: %s", authorization_id, exc.reason
@@ -57,12 +70,19 @@ def subscription_request(self, authorization_id: int) -> dict[str, Any]:  # type
 @shared_task(name="ingest.daily_data_request")
 def daily_data_request() -> dict[str, Any]:
     from customers.selectors import active_authorizations
+    from gascap.pge_budget.budget import budget_wait_countdown, budget_wait_record
 
     now = timezone.now()
-    if settings.GASCAP_INGEST_DAILY_REQUEST_MODE.lower() == "bulk":
-        status = data_requests.bulk_data_request(now=now)
-        return {"mode": "bulk", "status": status}
     ids = list(active_authorizations().values_list("pk", flat=True))
+    if daily_request_mode(consents=len(ids)) == "bulk":
+        try:
+            with call_priority(Priority.SCHEDULED):
+                status = data_requests.bulk_data_request(now=now)
+        except BudgetExhausted as exc:
+            budget_wait_record(work="bulk_request", exc=exc, now=now)
+            daily_data_request.apply_async(countdown=budget_wait_countdown(exc=exc, now=now))
+            return {"mode": "bulk", "status": "budget_wait"}
+        return {"mode": "bulk", "status": status}
     for authorization_id in ids:
         subscription_request.apply_async(args=[authorization_id], queue="pge_fetch")
     return {"mode": "subscription", "queued": len(ids)}

@@ -34,3 +34,15 @@ def fixture_path():
         return FIXTURES / name
 
     return _path
+
+
+@pytest.fixture(autouse=True)
+def pge_budget_fresh(settings):
+    """Every test starts with an empty PG&E call budget (counters live in Redis or a file under
+    var/ and would otherwise carry over between tests and runs) and without the 1 request/s
+    pacing; tests of the budget and of pacing set their own values."""
+    from gascap.pge_budget.counters import counter_store
+
+    settings.GASCAP_PGE_RATE_LIMIT_PER_SECOND = 0
+    counter_store().clear()
+    yield

@@ -5,7 +5,9 @@ Endpoints (docs/pge-protocol.md): the consent redirect, the token endpoint (auth
 refresh, client credentials; HTTP Basic client authentication, form body), the Batch APIs
 (Subscription sync/async, Bulk), GET of any resource URL a notification names, the
 Authorization resource (GET/DELETE) and ReadServiceStatus. All network use goes through
-`transport.Transport`: allow-list, mutual TLS, timeouts, no redirects, decoded-byte cap.
+`transport.Transport`: allow-list, mutual TLS, timeouts, no redirects, decoded-byte cap; and,
+when the client has one, through its call gate (`gate.CallGate`: PG&E's shared pacing and
+call budget, counted by kind), so no call to PG&E can bypass the budget.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import requests
 from gascap.pge.answers import error_for_answer
 from gascap.pge.authorization import ESPI, AuthorizationInfo, parse_authorizations
 from gascap.pge.config import PgeConfig
-from gascap.pge.errors import PgePermanentError
+from gascap.pge.errors import PgeError, PgePermanentError
+from gascap.pge.gate import CallGate, CallKind, Priority, current_priority
 from gascap.pge.safexml import XmlRejected, parse_small_document
 from gascap.pge.tokens import TokenResponse, token_fields, token_response_build
 from gascap.pge.transport import FetchedDocument, Transport
@@ -35,6 +38,11 @@ __all__ = ["AsyncAnswer", "FetchedDocument", "PgeClient"]
 # number of customers (about 2 KB each).
 TOKEN_BODY_BYTES = 1024 * 1024
 AUTHORIZATION_BODY_BYTES = 64 * 1024 * 1024
+_TOKEN_KINDS = {
+    "authorization_code": CallKind.TOKEN_CODE,
+    "refresh_token": CallKind.TOKEN_REFRESH,
+    "client_credentials": CallKind.TOKEN_CLIENT,
+}
 _PATH_ID = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$")
 
 
@@ -69,9 +77,39 @@ class PgeClient:
     """One configuration, one mutual-TLS session. Methods are keyword-only and raise the
     errors of `gascap.pge.errors`; none ever puts a token into a message or a repr."""
 
-    def __init__(self, config: PgeConfig, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        config: PgeConfig,
+        session: requests.Session | None = None,
+        *,
+        gate: CallGate | None = None,
+        priority: Priority | None = None,
+    ) -> None:
         self.config = config
         self.transport = Transport(config, session=session)
+        # Without a gate (the seed SDK) calls go out ungated; `priority` None = the work's own
+        # (`gate.call_priority`).
+        self.gate = gate
+        self.priority = priority
+
+    def _send(self, kind: CallKind, method: str, url: str, **kwargs: object) -> FetchedDocument:
+        """`Transport.send` behind the gate: the budget is asked before any network use."""
+        if self.gate is None:
+            return self.transport.send(method, url, **kwargs)  # type: ignore[arg-type]
+        self.transport.policy.check(url)  # a refused URL never spends the budget
+        self.gate.before_call(
+            kind, self.priority if self.priority is not None else current_priority()
+        )
+        status: int | None = None
+        try:
+            document = self.transport.send(method, url, **kwargs)  # type: ignore[arg-type]
+            status = document.status
+            return document
+        except PgeError as exc:
+            status = exc.status
+            raise
+        finally:
+            self.gate.after_call(kind, status)
 
     def __repr__(self) -> str:
         return f"PgeClient(api_base={self.config.api_base!r})"
@@ -122,7 +160,8 @@ class PgeClient:
     ) -> TokenResponse:
         """POST the token endpoint (HTTP Basic client auth, form body) and parse the answer."""
         secrets = (self.config.client_secret, *form.values())
-        document = self.transport.send(
+        document = self._send(
+            _TOKEN_KINDS.get(form.get("grant_type", ""), CallKind.TOKEN_CLIENT),
             "POST",
             url or self.config.token_url,
             data=dict(form),
@@ -166,10 +205,12 @@ class PgeClient:
         params: Mapping[str, str] | None = None,
         method: str = "GET",
         max_bytes: int | None = None,
+        kind: CallKind = CallKind.FETCH,
     ) -> FetchedDocument:
         """One bearer-token request to a URL on the API base; any 2xx is returned."""
         secrets = (token,)
-        document = self.transport.send(
+        document = self._send(
+            kind,
             method,
             url,
             headers={"Authorization": f"Bearer {token}"},
@@ -205,7 +246,7 @@ class PgeClient:
         return self._async(url, access_token, published_params(published_min, published_max))
 
     def _async(self, url: str, token: str, params: Mapping[str, str]) -> AsyncAnswer:
-        document = self.get(url=url, token=token, params=params)
+        document = self.get(url=url, token=token, params=params, kind=CallKind.DATA_REQUEST)
         full_url = f"{url}?{urlencode(params)}" if params else url
         if document.status == 200 and document.size:
             return AsyncAnswer(status=200, url=full_url, document=document)
@@ -257,12 +298,20 @@ class PgeClient:
     def authorization_delete(self, *, subscription_id: str, client_token: str) -> None:
         """Revoke the customer's consent at PG&E."""
         url = f"{self.config.api_base}Authorization/{_path_id(subscription_id, 'subscription id')}"
-        self.get(url=url, token=client_token, method="DELETE", max_bytes=TOKEN_BODY_BYTES).close()
+        self.get(
+            url=url,
+            token=client_token,
+            method="DELETE",
+            max_bytes=TOKEN_BODY_BYTES,
+            kind=CallKind.AUTHORIZATION_DELETE,
+        ).close()
 
     def service_status(self, *, client_token: str) -> bool:
         """PG&E's `ReadServiceStatus`: True when `currentStatus` is 1 (up)."""
         url = f"{self.config.api_base}ReadServiceStatus"
-        with self.get(url=url, token=client_token, max_bytes=TOKEN_BODY_BYTES) as document:
+        with self.get(
+            url=url, token=client_token, max_bytes=TOKEN_BODY_BYTES, kind=CallKind.SERVICE_STATUS
+        ) as document:
             body = document.read()
         try:
             root = parse_small_document(body)
@@ -278,7 +327,9 @@ class PgeClient:
 
     def _authorizations(self, url: str, client_token: str) -> list[AuthorizationInfo]:
         max_bytes = min(self.config.max_body_bytes, AUTHORIZATION_BODY_BYTES)
-        with self.get(url=url, token=client_token, max_bytes=max_bytes) as document:
+        with self.get(
+            url=url, token=client_token, max_bytes=max_bytes, kind=CallKind.AUTHORIZATION_GET
+        ) as document:
             return parse_authorizations(document.read())
 
 

@@ -347,6 +347,12 @@ GASCAP_FIELD_ENCRYPTION_DEV_KEY_FILE = env.str(
 )
 # OAuth state lifetime: PG&E's authorization code itself lives about 600 s.
 GASCAP_CONSENT_STATE_TTL = env.int("GASCAP_CONSENT_STATE_TTL", default=600)
+# Unspent states one browser session may hold; a new one replaces the oldest.
+GASCAP_CONSENT_STATES_PER_SESSION = env.int("GASCAP_CONSENT_STATES_PER_SESSION", default=5)
+# Consent start/callback requests per client address per window (seconds); 0 = no throttle.
+# Every callback may spend PG&E calls: anonymous visitors must not drain the budget.
+GASCAP_CONSENT_THROTTLE_REQUESTS = env.int("GASCAP_CONSENT_THROTTLE_REQUESTS", default=20)
+GASCAP_CONSENT_THROTTLE_WINDOW = env.int("GASCAP_CONSENT_THROTTLE_WINDOW", default=600)
 # Refresh access tokens (3600 s at PG&E) this many seconds before they expire.
 GASCAP_TOKEN_REFRESH_SKEW = env.int("GASCAP_TOKEN_REFRESH_SKEW", default=300)
 # A forced refresh (after a 403) is skipped when another worker refreshed this recently.
@@ -389,15 +395,27 @@ GASCAP_INGEST_BACKOFF_CAP = env.float("GASCAP_INGEST_BACKOFF_CAP", default=600.0
 # PG&E's vendor-wide budget (~1 request/s); 0 turns the shared limiter off.
 GASCAP_PGE_RATE_LIMIT_PER_SECOND = env.float("GASCAP_PGE_RATE_LIMIT_PER_SECOND", default=1.0)
 GASCAP_PGE_RATE_LIMIT_MAX_WAIT = env.float("GASCAP_PGE_RATE_LIMIT_MAX_WAIT", default=120.0)
+# PG&E's call budget per client id (docs/pge-protocol.md): calls per clock hour and per PG&E
+# day (which resets at 5 p.m. Pacific); 0 = no cap (calls are still counted).
+GASCAP_PGE_BUDGET_PER_HOUR = env.int("GASCAP_PGE_BUDGET_PER_HOUR", default=2000)
+GASCAP_PGE_BUDGET_PER_DAY = env.int("GASCAP_PGE_BUDGET_PER_DAY", default=20000)
+# Shares of each cap kept for more urgent work: consent callbacks keep RESERVE_CONSENT that
+# notified fetches may not use; notified fetches keep RESERVE_NOTIFIED that scheduled work
+# (daily requests, gap fills, polls) may not use.
+GASCAP_PGE_BUDGET_RESERVE_CONSENT = env.float("GASCAP_PGE_BUDGET_RESERVE_CONSENT", default=0.05)
+GASCAP_PGE_BUDGET_RESERVE_NOTIFIED = env.float("GASCAP_PGE_BUDGET_RESERVE_NOTIFIED", default=0.30)
 # The sweeper re-queues notifications/fetches left RECEIVED/PROCESSING/PENDING this long.
 GASCAP_INGEST_SWEEP_AGE = env.int("GASCAP_INGEST_SWEEP_AGE", default=300)
 # Seconds between two sweeps (the beat schedule `ingest: sweep stuck work`, created when
 # missing by `migrate` / `ensure_schedules`; an existing schedule keeps the interval it has).
 GASCAP_INGEST_SWEEP_PERIOD = env.int("GASCAP_INGEST_SWEEP_PERIOD", default=120)
-# Daily data request: "subscription" (one async request per active authorization) or "bulk"
-# (one Batch/Bulk request with the client token).
-GASCAP_INGEST_DAILY_REQUEST_MODE = env.str(
-    "GASCAP_INGEST_DAILY_REQUEST_MODE", default="subscription"
+# Daily data request: "subscription" (one async request per active authorization), "bulk"
+# (one Batch/Bulk request with the client token) or "auto": per subscription while its calls
+# (request + refresh + fetch per consent) stay within GASCAP_INGEST_SUBSCRIPTION_MODE_MAX_SHARE
+# of the daily cap, Bulk beyond.
+GASCAP_INGEST_DAILY_REQUEST_MODE = env.str("GASCAP_INGEST_DAILY_REQUEST_MODE", default="auto")
+GASCAP_INGEST_SUBSCRIPTION_MODE_MAX_SHARE = env.float(
+    "GASCAP_INGEST_SUBSCRIPTION_MODE_MAX_SHARE", default=0.5
 )
 # Days the gap audit looks back, and days per PG&E request (integrators use <= ~30).
 GASCAP_INGEST_GAP_AUDIT_DAYS = env.int("GASCAP_INGEST_GAP_AUDIT_DAYS", default=14)

@@ -1,4 +1,4 @@
-"""The token lifecycle: proactive and forced refresh, rotation, keep-old, re-consent,
+"""The token lifecycle: lazy and forced refresh, rotation, keep-old, re-consent,
 client-credentials token (docs/reliability.md tests 54-56, single-process part)."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from customers.services import (
     access_token_for_subscription,
     authorization_report_forbidden,
     client_access_token,
-    tokens_refresh_expiring,
 )
 from gascap.pge.errors import PgeTransientError
 from tests.customers.conftest import (
@@ -141,18 +140,23 @@ def test_unknown_subscription_raises(pge):
     assert excinfo.value.reason == "unknown"
 
 
-def test_beat_refreshes_only_tokens_about_to_expire(pge, customer):
-    soon = authorization_make(customer=customer, expires_at=NOW + timedelta(seconds=60))
-    later = authorization_make(
-        customer=customer,
-        subscription_id="90000002",
-        access_token="test-later-token",
-        expires_at=NOW + timedelta(minutes=50),
+def test_no_sweep_refreshes_tokens_only_work_does(pge, customer):
+    """Issue 10 §2: the every-2-minutes sweep spent ~24 refreshes per customer a day. The
+    retired task (kept under its name for stale beat rows) calls nothing at PG&E, and a
+    token is refreshed when work asks for it."""
+    import customers.services as services
+    from customers.tasks import tokens_refresh_expiring_task
+
+    authorization_make(customer=customer, expires_at=NOW + timedelta(seconds=60))
+    assert not hasattr(services, "tokens_refresh_expiring")
+    tokens_refresh_expiring_task()
+    assert pge.grants == []
+    assert Authorization.objects.get().access_token == ACCESS_TOKEN
+    # Work that needs the token refreshes it, once.
+    assert access_token_for_subscription(subscription_id=SUBSCRIPTION_ID, now=NOW) == (
+        "test-access-token-NEW"
     )
-    counts = tokens_refresh_expiring(now=NOW)
-    assert counts == {"refreshed": 1, "failed": 0}
-    assert Authorization.objects.get(pk=soon.pk).access_token == "test-access-token-NEW"
-    assert Authorization.objects.get(pk=later.pk).access_token == "test-later-token"
+    assert pge.grant_count("refresh_token") == 1
 
 
 def test_client_token_is_fetched_once_and_reused(pge):

@@ -16,7 +16,8 @@ import pytest
 from django.conf import settings as django_settings
 from django_celery_beat.models import PeriodicTask
 
-from ingest import data_requests, ratelimit, sweeper, tasks
+from gascap.pge_budget import pacing as ratelimit
+from ingest import data_requests, sweeper, tasks
 from ingest.backoff import backoff_ceiling, backoff_delay
 from ingest.models import Fetch, IntervalReading, Notification
 from ingest.schedules import SCHEDULES, schedules_ensure
@@ -217,9 +218,10 @@ def test_schedules_are_created_once_and_operator_edits_kept():
         "ingest.daily_data_request",
         "ingest.sweep_stuck",
         "ingest.gap_audit",
-        "customers.tokens_refresh_expiring",
+        "customers.consent_states_purge",
         "customers.authorizations_poll",
     } <= tasks_named
+    assert "customers.tokens_refresh_expiring" not in tasks_named
     PeriodicTask.objects.filter(task="ingest.gap_audit").update(enabled=False)
     second = schedules_ensure()
     assert not any(created for _, created in second)
@@ -227,6 +229,26 @@ def test_schedules_are_created_once_and_operator_edits_kept():
         SCHEDULES
     )
     assert PeriodicTask.objects.get(task="ingest.gap_audit").enabled is False
+
+
+@pytest.mark.django_db
+def test_ensure_schedules_deletes_the_token_refresh_sweep_of_existing_installs():
+    """Issue 10 §2: an install made before the change has the 2-minute refresh row (possibly
+    renamed by its operator); ensure_schedules removes it and no schedule refreshes tokens."""
+    from django_celery_beat.models import IntervalSchedule
+
+    every, _ = IntervalSchedule.objects.get_or_create(every=120, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(
+        name="customers: refresh expiring tokens",
+        task="customers.tokens_refresh_expiring",
+        interval=every,
+    )
+    PeriodicTask.objects.create(
+        name="operator renamed it", task="customers.tokens_refresh_expiring", interval=every
+    )
+    schedules_ensure()
+    assert not PeriodicTask.objects.filter(task="customers.tokens_refresh_expiring").exists()
+    assert not any("refresh" in spec.task for spec in SCHEDULES)
 
 
 @pytest.mark.django_db

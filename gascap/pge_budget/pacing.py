@@ -1,6 +1,6 @@
-"""PG&E's request budget, shared by every worker: about 1 request/second across the whole
-vendor account (docs/pge-protocol.md, "Rate limits", second-hand). Each HTTP call to PG&E first
-takes a slot here.
+"""Pacing: PG&E's ~1 request/second across the whole vendor account (docs/pge-protocol.md,
+"Rate limits", second-hand), shared by every worker. The budget gate (`gate.py`) takes a slot
+here for every HTTP call to PG&E, after the hourly/daily budget admitted it.
 
 With Redis (REDIS_URL) a slot is a key set with `SET NX PX <interval>`: whoever sets it may
 send, everyone else waits for its expiry. Embedded (no Redis) the slot is a timestamp in a
