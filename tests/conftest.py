@@ -46,3 +46,4 @@ def pge_budget_fresh(settings):
     settings.GASCAP_PGE_RATE_LIMIT_PER_SECOND = 0
     counter_store().clear()
     yield
+    counter_store().clear()

@@ -55,8 +55,9 @@ class BudgetCaps:
 
     def for_priority(self, priority: Priority) -> tuple[int, int]:
         share = self.share(priority)
-        hour = math.floor(self.per_hour * share) if self.per_hour > 0 else _UNLIMITED
-        day = math.floor(self.per_day * share) if self.per_day > 0 else _UNLIMITED
+        # (+1e-9: 2000 x 0.65 is 1299.999… in floating point)
+        hour = math.floor(self.per_hour * share + 1e-9) if self.per_hour > 0 else _UNLIMITED
+        day = math.floor(self.per_day * share + 1e-9) if self.per_day > 0 else _UNLIMITED
         return hour, day
 
 
@@ -170,9 +171,10 @@ def budget_wait_countdown(
 
 
 def budget_wait_record(*, work: str, exc: BudgetExhausted, now: datetime) -> None:
-    """Count a piece of work that waits for the budget (shown by `manage.py pge_budget`)."""
-    store = counter_store()
-    store.add(key=day_window(now).key, field=f"wait_{work}", ttl=DAY_TTL)
+    """Count a piece of work that waits for the budget (shown by `manage.py pge_budget`), in
+    the PG&E day the gate refused it in (the one its wait ends, by the gate's own clock)."""
+    refused_in = day_window(exc.retry_at - timedelta(microseconds=1))
+    counter_store().add(key=refused_in.key, field=f"wait_{work}", ttl=DAY_TTL)
     logger.info("%s waits for the PG&E call budget: %s", work, exc)
 
 

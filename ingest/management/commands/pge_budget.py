@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from customers.selectors import active_authorizations
 from gascap.pge.gate import CallKind, Priority
-from gascap.pge_budget.budget import budget_usage
+from gascap.pge_budget.budget import PGE_DAY_ZONE, budget_usage
 from ingest.budget_plan import daily_calls_projection, daily_request_mode
 
 
@@ -24,7 +24,8 @@ class Command(BaseCommand):
         caps = usage.caps
         out = self.stdout.write
         out(f"hour  {usage.hour.start:%Y-%m-%d %H:%M}Z .. {usage.hour.end:%H:%M}Z")
-        out(f"PG&E day  {usage.day.start.isoformat()} .. {usage.day.end.isoformat()}")
+        day_start, day_end = (t.astimezone(PGE_DAY_ZONE) for t in (usage.day.start, usage.day.end))
+        out(f"PG&E day  {day_start.isoformat()} .. {day_end.isoformat()} (resets 5 p.m. Pacific)")
         out(f"{'kind':<22}{'this hour':>10}{'this day':>10}")
         for kind in CallKind:
             out(
