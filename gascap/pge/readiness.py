@@ -24,6 +24,7 @@ import requests
 from gascap.pge.certificates import CertificateUnreadable, certificate_days_left
 from gascap.pge.client import PgeClient
 from gascap.pge.errors import PgeError
+from gascap.pge.gate import BudgetExhausted
 from gascap.pge.tokens import TokenResponse
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
@@ -61,7 +62,7 @@ def _token_check(
 ) -> tuple[CheckResult, TokenResponse | None]:
     try:
         token = call()
-    except PgeError as exc:  # messages never hold a token (gascap.pge.errors)
+    except (PgeError, BudgetExhausted) as exc:  # messages never hold a token
         return CheckResult(name, FAIL, f"{type(exc).__name__}: {exc}"), None
     detail = f"client token granted (expires_in {token.expires_in}, scope {token.scope or '-'})"
     return CheckResult(name, PASS, detail), token
@@ -174,7 +175,7 @@ def _service_status_check(*, client: PgeClient, token: TokenResponse | None) -> 
         return CheckResult(name, FAIL, "skipped: no client token")
     try:
         up = client.service_status(client_token=token.access_token)
-    except PgeError as exc:
+    except (PgeError, BudgetExhausted) as exc:
         return CheckResult(name, FAIL, f"{type(exc).__name__}: {exc}")
     if not up:
         return CheckResult(name, FAIL, "currentStatus 0 (PG&E reports the service down)")

@@ -216,3 +216,22 @@ def test_a_wait_never_outlasts_the_visibility_timeout(settings):
         kind="fetch", priority=2, window="hour", retry_at=now + timedelta(seconds=30), used=1, cap=1
     )
     assert 30 <= budget_wait_countdown(exc=soon, now=now) <= 90
+
+
+def test_pge_check_reports_a_spent_budget_as_a_failed_check(settings):
+    """The registration checks spend PG&E calls too; with none left they fail as a check."""
+    from gascap.pge.readiness import _token_check
+    from gascap.pge.tokens import TokenResponse
+
+    def refused() -> TokenResponse:
+        raise BudgetExhausted(
+            kind="token_client",
+            priority=1,
+            window="day",
+            retry_at=datetime(2030, 1, 1, tzinfo=UTC),
+            used=1,
+            cap=1,
+        )
+
+    result, token = _token_check("client credentials", refused)
+    assert token is None and result.failed and "budget" in result.detail
