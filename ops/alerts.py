@@ -136,15 +136,12 @@ def notifications_silent(*, now: datetime) -> Alert | None:
 
 
 def pge_day_calls(*, now: datetime) -> tuple[int, int]:
-    """(calls made this PG&E day, the daily cap). Until the PG&E call budget keeps its own
-    per-day counter, the calls recorded as fetch attempts today are what is known (a lower
-    bound: token and request calls are not rows). Replace the count here with the budget's."""
-    from ingest.models import FetchAttempt
+    """(calls made this PG&E day, the daily cap), every kind of call, from the PG&E call
+    budget's counters (`gascap.pge_budget`; the day resets at 5 p.m. Pacific)."""
+    from gascap.pge_budget.budget import budget_usage
 
-    zone = ZoneInfo(settings.GASCAP_LOCAL_TIME_ZONE)
-    day_start = datetime.combine(_pge_day(now), datetime.min.time(), tzinfo=zone)
-    used = FetchAttempt.objects.filter(started_at__gte=day_start).count()
-    return used, int(settings.GASCAP_PGE_DAILY_CALL_CAP)
+    usage = budget_usage(now=now)
+    return usage.day_total, usage.caps.per_day
 
 
 def pge_day_budget(*, now: datetime) -> Alert | None:
@@ -157,8 +154,9 @@ def pge_day_budget(*, now: datetime) -> Alert | None:
         f"PG&E calls today at {used * 100 // cap} % of the daily cap",
         f"{used} of {cap} calls of today's PG&E day are used (alert at {percent} %). Past the "
         "cap PG&E refuses calls until its day ends.\n\n"
-        "What to do: look for a loop (the same fetch retried, a replay of many rows) in the "
-        "fetch attempts; postpone replays and gap fills to tomorrow; if the load is real, ask "
+        "What to do: `manage.py pge_budget` shows the calls by kind; look for a loop (the same "
+        "fetch retried, a replay of many rows) in the fetch attempts; postpone replays and gap "
+        "fills to tomorrow (scheduled work already waits past its share); if the load is real, ask "
         "PG&E for a higher limit. Attempts: " + _admin_link("ingest/fetchattempt/"),
     )
 

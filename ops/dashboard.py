@@ -16,10 +16,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Subquery
 
 DAYS = 7
-HOUR_CAP = 2000  # PG&E per client id (docs/pge-protocol.md, "Rate limits")
 
 
 @dataclass
@@ -110,18 +109,11 @@ def consents_needing_attention(*, now: datetime) -> dict[str, list[Any]]:
 
 
 def pge_calls(*, now: datetime) -> tuple[int, int]:
-    """(calls this hour, calls this PG&E day), from the recorded fetch attempts: a lower bound
-    until the PG&E call budget keeps per-kind counters of every call."""
-    from ingest.models import FetchAttempt
+    """(calls this hour, calls this PG&E day), every kind, from the PG&E call budget."""
+    from gascap.pge_budget.budget import budget_usage
 
-    zone = _zone()
-    local = now.astimezone(zone)
-    day_start = datetime.combine(local.date(), datetime.min.time(), tzinfo=zone)
-    hour_start = local.replace(minute=0, second=0, microsecond=0)
-    counts = FetchAttempt.objects.filter(started_at__gte=day_start).aggregate(
-        day=Count("pk"), hour=Count("pk", filter=Q(started_at__gte=hour_start))
-    )
-    return int(counts["hour"] or 0), int(counts["day"] or 0)
+    usage = budget_usage(now=now)
+    return usage.hour_total, usage.day_total
 
 
 def last_daily_request() -> datetime | None:
@@ -172,7 +164,7 @@ def dashboard_figures(*, now: datetime, with_queues: bool = True) -> Dashboard:
         attention=consents_needing_attention(now=now),
         pge_calls_hour=hour,
         pge_calls_day=day,
-        pge_hour_cap=HOUR_CAP,
+        pge_hour_cap=int(settings.GASCAP_PGE_BUDGET_PER_HOUR),
         pge_day_cap=day_cap,
         queues=queue_depths() if with_queues else None,
         last_daily_request=last_daily_request(),

@@ -544,5 +544,3 @@ GASCAP_OPS_WEBHOOK_SECRET = env.str("GASCAP_OPS_WEBHOOK_SECRET", default="")
 GASCAP_OPS_BASE_URL = env.str("GASCAP_OPS_BASE_URL", default="http://localhost:8000")
 GASCAP_ALERT_SILENCE_HOURS = env.int("GASCAP_ALERT_SILENCE_HOURS", default=36)
 GASCAP_ALERT_PGE_DAY_PERCENT = env.int("GASCAP_ALERT_PGE_DAY_PERCENT", default=80)
-# PG&E's per-client daily call cap (docs/pge-protocol.md, "Rate limits": 20,000/day).
-GASCAP_PGE_DAILY_CALL_CAP = env.int("GASCAP_PGE_DAILY_CALL_CAP", default=20000)

@@ -18,6 +18,8 @@ from cryptography.x509.oid import NameOID
 from django.core import mail
 
 from customers.models import Authorization, AuthorizationStatus, Customer
+from gascap.pge.gate import CallKind, Priority
+from gascap.pge_budget.budget import PgeBudgetGate
 from ingest.models import Fetch, FetchAttempt, Notification
 from ops.alerts import alerts_check, webhook_signature
 from ops.models import AlertSent
@@ -81,7 +83,7 @@ def firing(settings, tmp_path, receiver):  # type: ignore[no-untyped-def]
     settings.ADMINS = [("ops", "ops@example.org")]
     settings.GASCAP_OPS_WEBHOOK_URL = url
     settings.GASCAP_OPS_WEBHOOK_SECRET = SECRET
-    settings.GASCAP_PGE_DAILY_CALL_CAP = 10
+    settings.GASCAP_PGE_BUDGET_PER_DAY = 10
     cert = tmp_path / "client.pem"
     _certificate(cert, not_after=NOW + timedelta(days=12))
     settings.GASCAP_PGE_CLIENT_CERT = str(cert)
@@ -112,13 +114,13 @@ def firing(settings, tmp_path, receiver):  # type: ignore[no-untyped-def]
         error="six runs without an outcome",
         created_at=NOW - timedelta(hours=3),
     )
-    for i in range(8):  # 80 % of the cap of 10, this PG&E day
-        FetchAttempt.objects.create(
-            fetch=failed,
-            url=failed.url,
-            started_at=NOW - timedelta(minutes=i),
-            outcome=FetchAttempt.Outcome.TRANSIENT,
-        )
+    FetchAttempt.objects.create(
+        fetch=failed, url=failed.url, started_at=NOW, outcome=FetchAttempt.Outcome.TRANSIENT
+    )
+    # 80 % of the cap of 10 this PG&E day, counted by the call budget (every kind of call).
+    gate = PgeBudgetGate(clock=lambda: NOW, pace=lambda: None)
+    for kind in [CallKind.TOKEN_REFRESH] * 3 + [CallKind.FETCH] * 5:
+        gate.before_call(kind, Priority.CONSENT)
     return state
 
 

@@ -71,7 +71,7 @@ class Command(BaseCommand):
         out(f"attention      {attention}")
         out(
             f"PG&E calls     this hour {figures.pge_calls_hour}/{figures.pge_hour_cap} · "
-            f"this PG&E day {figures.pge_calls_day}/{figures.pge_day_cap} (fetch attempts)"
+            f"this PG&E day {figures.pge_calls_day}/{figures.pge_day_cap} (all kinds: pge_budget)"
         )
         queues = (
             "broker not answering"
