@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from gascap.pge_budget.budget import budget_usage, hour_window
-from ingest import fetches, tasks
+from ingest import data_requests, fetches, tasks
 from ingest.budget_plan import daily_calls_projection, daily_request_mode
 from ingest.models import Fetch, Notification
 from tests.ingest.conftest import (
@@ -53,6 +53,16 @@ def _fetch(url: str, *, now, notification: Notification | None = None) -> Fetch:
     )
 
 
+def _gap_url(now) -> str:  # type: ignore[no-untyped-def]
+    """A gap fill's synchronous UsagePoint URL, as the gap audit makes it."""
+    return data_requests.usage_point_fetch_url(
+        subscription_id="SUBTEST0001",
+        usage_point_id="UPTEST0001",
+        start=now - timedelta(days=3),
+        end=now - timedelta(days=2),
+    )
+
+
 def _notification(now) -> Notification:
     return Notification.objects.create(
         status=Notification.Status.PROCESSED, received_at=now, body=b"x", sha256="0" * 64
@@ -62,7 +72,7 @@ def _notification(now) -> Notification:
 def test_a_gap_fill_waits_for_the_budget_and_never_fails(
     now, pge, authorization, published, scheduled_starved, settings
 ):
-    url = subscription_url(suffix="/UsagePoint/UPTEST0001?published-min=1&published-max=2")
+    url = _gap_url(now)
     pge.get(url, body=espi_feed(), content_type="application/atom+xml")
     fetch = _fetch(url, now=now)
     before = hour_window(timezone.now()).end
@@ -90,15 +100,15 @@ def test_a_gap_fill_waits_for_the_budget_and_never_fails(
 def test_notified_data_is_fetched_while_scheduled_work_waits(
     now, pge, authorization, published, scheduled_starved, django_capture_on_commit_callbacks
 ):
-    notified_url = subscription_url(suffix="?correlationID=5e1f7a2c-0000-4000-8000-0000000000aa")
-    gap_url = subscription_url(suffix="/UsagePoint/UPTEST0001?published-min=1&published-max=2")
+    notified_url = subscription_url()
+    gap_url = _gap_url(now)
     pge.get(notified_url, body=espi_feed(), content_type="application/atom+xml")
     notified = _fetch(notified_url, now=now, notification=_notification(now))
     gap = _fetch(gap_url, now=now)
     with django_capture_on_commit_callbacks(execute=True):
         assert fetches.fetch_run(fetch_id=gap.pk, now=now).reason == "budget_wait"
         assert fetches.fetch_run(fetch_id=notified.pk, now=now).status == Fetch.Status.INGESTED
-    assert [c.request.url.split("?")[0] for c in pge.calls] == [subscription_url()]
+    assert [c.request.url for c in pge.calls] == [notified_url]
     # The wait was re-queued with a countdown to the window.
     args, options = next((a, o) for n, a, o in published.messages if n == "ingest.fetch_run")
     assert args == [gap.pk] and options["countdown"] > 0
@@ -126,7 +136,7 @@ def test_every_call_of_a_data_request_is_counted_by_kind(now, pge, authorization
         TOKEN_URL,
         json={"access_token": "cust-access-TEST-new-eeee", "expires_in": 3600, "scope": "x"},
     )
-    pge.get(subscription_url(), status=202)
+    pge.get(subscription_url(correlation=None), status=202)
     tasks.subscription_request.run(authorization.pk)
     usage = budget_usage(now=timezone.now())
     assert usage.day_calls == {"token_refresh": 1, "data_request": 1}
