@@ -120,6 +120,15 @@ class DatabaseCollector(Collector):
             queue.add_metric([name], depth)
         yield queue
 
+        from ops.models import AlertSent
+
+        unsent = GaugeMetricFamily(
+            "gascap_alerts_undelivered",
+            "Alerts whose mail or ops webhook has not gone out yet (retried by the next check)",
+        )
+        unsent.add_metric([], AlertSent.objects.exclude(last_error="").count())
+        yield unsent
+
         yield from _extra_collectors_collect()
 
 

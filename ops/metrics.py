@@ -17,7 +17,8 @@ Decided per metric:
 - **State** is read from the database at scrape time (the rows are the truth, docs/reliability.md
   R5, and a count kept in a process would drift across restarts): notifications and fetches by
   status, consents by status, the age of the newest reading per commodity (one index lookup per
-  series, never a scan of the readings), and alerts sent. Queue depths are read from the broker.
+  series, never a scan of the readings), and alerts not (yet) delivered. Queue depths are read
+  from the broker.
 """
 
 from __future__ import annotations

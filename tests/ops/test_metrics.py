@@ -68,6 +68,7 @@ def test_gauges_read_the_database_and_counters_count(client, settings) -> None: 
     assert after[("gascap_consents", (("status", "NEEDS_RECONSENT"),))] == 1
     assert after[("gascap_consents", (("status", "REVOKED"),))] == 0
     assert after[("gascap_notifications", (("status", "REJECTED"),))] == 1
+    assert after[("gascap_alerts_undelivered", ())] == 0
     new = ("gascap_readings_stored_total", (("change", "new"),))
     assert after[new] - before.get(new, 0) == 7
     refreshed = ("gascap_token_refreshes_total", (("outcome", "refreshed"),))
