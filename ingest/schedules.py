@@ -65,6 +65,14 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         minute=45,
     ),
     ScheduleSpec(
+        name="ingest: prune pipeline tables",
+        task="ingest.pipeline_prune",
+        description="Delete notifications, fetches and attempts past their retention.",
+        # Before the 05:15 poll and the 06:30 request: the quietest hour of gascap's day.
+        hour=3,
+        minute=40,
+    ),
+    ScheduleSpec(
         name="ops: alert check",
         task="ops.alerts_check",
         description="Mail ADMINS (and the ops webhook) about conditions needing an operator.",

@@ -123,9 +123,10 @@ def notifications_replay(*, notification_ids: list[int]) -> int:
         Notification.Status.RECEIVED,
     ]
     ids = list(
-        Notification.objects.filter(pk__in=notification_ids, status__in=replayable).values_list(
-            "pk", flat=True
-        )
+        Notification.objects.filter(pk__in=notification_ids, status__in=replayable)
+        # A body the retention job emptied has nothing left to process (ingest/retention.py).
+        .exclude(Q(body_size__gt=0) & Q(body=b""))
+        .values_list("pk", flat=True)
     )
     Notification.objects.filter(pk__in=ids).update(
         status=Notification.Status.RECEIVED, attempts=0, reason="", error="", traceback=""

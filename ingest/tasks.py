@@ -13,7 +13,7 @@ from django.utils import timezone
 from gascap.pge.errors import PgeTransientError
 from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 from gascap.pge_budget.pacing import RateLimitTimeout
-from ingest import data_requests, fetches, notifications, sweeper
+from ingest import data_requests, fetches, notifications, retention, sweeper
 from ingest.backoff import backoff_delay
 from ingest.budget_plan import daily_request_mode
 
@@ -98,3 +98,14 @@ def sweep_stuck() -> dict[str, int]:
 def gap_audit() -> dict[str, int]:
     created = data_requests.gap_audit(now=timezone.now())
     return {"fetches": len(created)}
+
+
+@shared_task(name="ingest.pipeline_prune")
+def pipeline_prune() -> dict[str, int]:
+    report = retention.pipeline_prune(now=timezone.now())
+    return {
+        "notifications": report.notifications,
+        "fetches": report.fetches,
+        "attempts": report.attempts,
+        "bodies_dropped": report.bodies_dropped,
+    }

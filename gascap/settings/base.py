@@ -422,6 +422,15 @@ GASCAP_INGEST_GAP_AUDIT_DAYS = env.int("GASCAP_INGEST_GAP_AUDIT_DAYS", default=1
 GASCAP_INGEST_REQUEST_MAX_DAYS = env.int("GASCAP_INGEST_REQUEST_MAX_DAYS", default=30)
 # How far back the first request after a consent reaches (capped by what the consent grants).
 GASCAP_INGEST_INITIAL_HISTORY_DAYS = env.int("GASCAP_INGEST_INITIAL_HISTORY_DAYS", default=730)
+# Pipeline retention (ingest/retention.py, a daily job): notifications, fetches and attempts
+# older than this many days are deleted (open work never); 0 keeps them forever.
+GASCAP_PIPELINE_RETENTION_DAYS = env.int("GASCAP_PIPELINE_RETENTION_DAYS", default=90)
+# Bodies of PROCESSED notifications are emptied after this many days (size and digest kept).
+GASCAP_NOTIFICATION_BODY_RETENTION_DAYS = env.int(
+    "GASCAP_NOTIFICATION_BODY_RETENTION_DAYS", default=30
+)
+# Ids per pruning transaction: bounds how long any row lock is held.
+GASCAP_PIPELINE_PRUNE_BATCH = env.int("GASCAP_PIPELINE_PRUNE_BATCH", default=5000)
 
 # --- Sandbox (a local PG&E; the app is installed only by local/test settings) -------------
 # Seconds the sandbox waits before POSTing a BatchList after an asynchronous request
