@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING
 
-from sandbox import access_xml, faults, feeds
+from sandbox import access_xml, faults, feeds, scale
 from sandbox.demo import (
     DEMO_CUSTOMERS,
     customer_by_subscription,
@@ -158,7 +158,13 @@ def _today(app: SandboxApp) -> date:
 
 
 def _feed(
-    app: SandboxApp, request: Request, parts: list[FeedPart], pmin: int | None, pmax: int | None
+    app: SandboxApp,
+    request: Request,
+    parts: list[FeedPart],
+    pmin: int | None,
+    pmax: int | None,
+    *,
+    stream: bool = False,
 ) -> Response:
     today = _today(app)
     days = days_in_range(pmin, pmax, today=today, default_days=app.config.default_days)
@@ -169,7 +175,8 @@ def _feed(
     chunks = feeds.usage_feed_chunks(
         api_base=app.api_base, self_href=self_href, parts=parts, days=days, today=today
     )
-    return Response(200, b"".join(chunks), ATOM_XML)
+    # Scale-mode documents are streamed: tens of MB are never one string in the sandbox.
+    return Response(200, chunks if stream else b"".join(chunks), ATOM_XML)
 
 
 def _customer_parts(subscription_id: str) -> list[FeedPart]:
@@ -203,7 +210,28 @@ def _accept_async(
         published_min=_int_arg(request, "published-min"),
         published_max=_int_arg(request, "published-max"),
     )
-    resources = [f"{url}?correlationID={correlation_id}"]
+    return _notify_later(app, request, [f"{url}?correlationID={correlation_id}"])
+
+
+def _accept_bulk_scaled(app: SandboxApp, request: Request, *, bulk_id: str, url: str) -> Response:
+    """Scale mode: 202 now, one BatchList naming one correlation document per slice of the
+    synthetic customers later (docs/pge-protocol.md: a Bulk BatchList names several)."""
+    resources = []
+    for first, end in scale.scale_slices(
+        count=app.config.scale_customers, per_document=app.config.scale_per_document
+    ):
+        correlation_id = app.state.correlation_create(
+            kind="bulk",
+            target=bulk_id,
+            published_min=_int_arg(request, "published-min"),
+            published_max=_int_arg(request, "published-max"),
+            extra={"scale_first": first, "scale_end": end},
+        )
+        resources.append(f"{url}?correlationID={correlation_id}")
+    return _notify_later(app, request, resources)
+
+
+def _notify_later(app: SandboxApp, request: Request, resources: list[str]) -> Response:
     sid = request.subscription_id
     duplicate = app.state.fault_take(
         kinds=("duplicate_notification",), subscription_id=sid, endpoint="notify"
@@ -257,9 +285,17 @@ def _batch_bulk(app: SandboxApp, request: Request, rel: str) -> Response:
     record = _correlated(app, request, "bulk", bulk_id)
     if record is None:
         hrefs = Hrefs(app.api_base)
+        if app.config.scale_customers:
+            return _accept_bulk_scaled(app, request, bulk_id=bulk_id, url=hrefs.bulk(bulk_id))
         return _accept_async(app, request, kind="bulk", target=bulk_id, url=hrefs.bulk(bulk_id))
     if not record:
         return text_response(404, "Not Found: unknown correlationID")
+    if "scale_first" in record:
+        customers = scale.scale_customers(record["scale_first"], record["scale_end"])
+        parts = [FeedPart(c, up) for c in customers for up in c.usage_points]
+        return _feed(
+            app, request, parts, record["published_min"], record["published_max"], stream=True
+        )
     # Bulk covers every authorized service agreement of the third party (docs/espi-model.md §3).
     parts = [FeedPart(c, up) for c in customers_with_consent(app.state) for up in c.usage_points]
     return _feed(app, request, parts, record["published_min"], record["published_max"])

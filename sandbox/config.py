@@ -24,6 +24,10 @@ class SandboxConfig:
     default_days: int = 3
     # Host name in the URLs the sandbox hands out (its certificate covers localhost).
     public_host: str = "localhost"
+    # Scale mode (sandbox/scale.py): N synthetic consents answered through Bulk, split into
+    # documents of `scale_per_document` customers (the sandbox's choice). 0 = off.
+    scale_customers: int = 0
+    scale_per_document: int = 500
 
     def with_changes(self, **changes: Any) -> SandboxConfig:
         return replace(self, **changes)
@@ -43,5 +47,7 @@ def sandbox_config(**overrides: Any) -> SandboxConfig:
         cert_dir=Path(getattr(settings, "GASCAP_SANDBOX_CERT_DIR", var_dir / "certs")),
         notify_delay=float(getattr(settings, "GASCAP_SANDBOX_NOTIFY_DELAY", 1.0)),
         default_days=int(getattr(settings, "GASCAP_SANDBOX_DEFAULT_DAYS", 3)),
+        scale_customers=int(getattr(settings, "GASCAP_SANDBOX_SCALE_CUSTOMERS", 0)),
+        scale_per_document=int(getattr(settings, "GASCAP_SANDBOX_SCALE_PER_DOCUMENT", 500)),
     )
     return config.with_changes(**overrides)

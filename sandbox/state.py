@@ -260,11 +260,18 @@ class SandboxState:
 
     # --- asynchronous requests ---------------------------------------------------------
     def correlation_create(
-        self, *, kind: str, target: str, published_min: int | None, published_max: int | None
+        self,
+        *,
+        kind: str,
+        target: str,
+        published_min: int | None,
+        published_max: int | None,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         correlation_id = str(uuid.uuid4())
         with self._lock:
             self._data.correlations[correlation_id] = {
+                **(extra or {}),
                 "kind": kind,
                 "target": target,
                 "published_min": published_min,

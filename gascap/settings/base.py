@@ -438,6 +438,10 @@ GASCAP_PIPELINE_PRUNE_BATCH = env.int("GASCAP_PIPELINE_PRUNE_BATCH", default=500
 GASCAP_SANDBOX_NOTIFY_DELAY = env.float("GASCAP_SANDBOX_NOTIFY_DELAY", default=1.0)
 # Days a sandbox Batch request without published-min/max covers.
 GASCAP_SANDBOX_DEFAULT_DAYS = env.int("GASCAP_SANDBOX_DEFAULT_DAYS", default=3)
+# Scale mode (sandbox/scale.py): this many synthetic consents answered through Bulk, in
+# documents of GASCAP_SANDBOX_SCALE_PER_DOCUMENT customers each; 0 = off.
+GASCAP_SANDBOX_SCALE_CUSTOMERS = env.int("GASCAP_SANDBOX_SCALE_CUSTOMERS", default=0)
+GASCAP_SANDBOX_SCALE_PER_DOCUMENT = env.int("GASCAP_SANDBOX_SCALE_PER_DOCUMENT", default=500)
 # Redirect URIs the sandbox accepts besides GASCAP_PGE_REDIRECT_URI (comma-separated).
 GASCAP_SANDBOX_EXTRA_REDIRECT_URIS = env.list("GASCAP_SANDBOX_EXTRA_REDIRECT_URIS", default=[])
 
