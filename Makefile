@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 SIZE ?= full
 PEERS ?=
 
-.PHONY: run test test-fast lint format bench demo migrate clean smoke lock
+.PHONY: run test test-fast lint format bench bench-pipeline demo migrate clean smoke lock
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ format: venv
 # Speed and memory of ESPI import against the bare streaming-parse floor (SIZE=small|full).
 bench: venv
 	$(PY) bench/espi_bench.py --size $(SIZE) $(if $(PEERS),--peers,)
+
+# A day of SIZE customers end to end on PostgreSQL and Redis (DATABASE_URL, REDIS_URL):
+# sandbox scale mode, gunicorn, two Celery workers, the daily Bulk request (docs/scale.md).
+bench-pipeline: venv
+	$(PY) bench/pipeline_bench.py --size $(if $(filter full small,$(SIZE)),10000,$(SIZE))
 
 # The whole job end to end on this machine: consent, notification, fetch, storage.
 demo: venv
