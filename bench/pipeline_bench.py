@@ -203,7 +203,7 @@ def run(
         "DJANGO_SETTINGS_MODULE": "gascap.settings.test",
         "DATABASE_URL": _fresh_database(database_url, db_suffix),
         "REDIS_URL": _redis_url(redis_url, redis_db),
-        "GASCAP_VAR_DIR": str(BENCH_DIR / "pipeline-var"),
+        "GASCAP_VAR_DIR": str(BENCH_DIR / f"pipeline-var{db_suffix}"),
         "GASCAP_FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "GASCAP_NOTIFY_TOKEN": NOTIFY_TOKEN,
         "GASCAP_PGE_CLIENT_ID": CLIENT_ID,
@@ -259,7 +259,9 @@ def run(
     _seed(size)
 
     child_env = {**os.environ, **env}
-    logs = {name: open(BENCH_DIR / f"pipeline-{name}.log", "wb") for name in ("web", "w1", "w2")}
+    # Per-run names: a CI run beside a bench run must not share logs or the var directory.
+    log_path = {name: BENCH_DIR / f"pipeline{db_suffix}-{name}.log" for name in ("web", "w1", "w2")}
+    logs = {name: open(path, "wb") for name, path in log_path.items()}
     procs: dict[str, subprocess.Popen] = {}
     probe = Probe(notify_url)
     try:
@@ -278,16 +280,13 @@ def run(
         while True:
             try:
                 http.get(f"{web_url}/healthz", timeout=2)
-                ready = all(
-                    b" ready." in (BENCH_DIR / f"pipeline-{n}.log").read_bytes()
-                    for n in ("w1", "w2")
-                )
+                ready = all(b" ready." in log_path[n].read_bytes() for n in ("w1", "w2"))
                 if ready:
                     break
             except Exception:  # noqa: S110 - not up yet
                 pass
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs.values()):
-                raise SystemExit("the stack did not start: see var/bench/pipeline-*.log")
+                raise SystemExit(f"the stack did not start: see {BENCH_DIR}/pipeline*.log")
             time.sleep(0.2)
 
         from django.utils import timezone
