@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from functools import partial
+from functools import lru_cache, partial
 from itertools import islice
 from operator import is_not, lt
 from typing import IO
@@ -144,11 +144,13 @@ def _start(text: str | None, element: etree._Element) -> int | Decimal | None:
     return int(value) if value == value.to_integral_value() else value
 
 
+@lru_cache(maxsize=1024)
 def atom_datetime(text: str | None) -> datetime | None:
     """An Atom date-time as an aware UTC datetime; None when absent or unreadable.
 
     Some producers drop the offset or write a bare date (docs/espi-model.md §5): read as UTC.
     An unreadable value is no reason to refuse the readings, only to not order by it.
+    Cached: a feed's entries share a handful of times, and each block keeps a reference.
     """
     text = (text or "").strip()
     if not text or len(text) > 64:
