@@ -130,6 +130,11 @@ class Authorization(TokenCarrier):
     refresh_token_encrypted = models.TextField(blank=True, editable=False)
     access_token_expires_at = models.DateTimeField(null=True, blank=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    # Set (and committed) before a refresh request goes to PG&E, cleared when PG&E's answer
+    # is stored or PG&E answered an error. Still set on a later refresh: an earlier request
+    # may have rotated the refresh token at PG&E and its answer was lost (a crash between
+    # the answer and our commit, a timeout), so an invalid_grant then says so.
+    refresh_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

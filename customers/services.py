@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 
 from customers.models import Authorization, ClientToken, SubscriptionUsagePoint
+from gascap.crashpoints import crash_point
 from gascap.pge.errors import PgeAuthError, PgeError
 from ops.metrics import token_refresh_record
 
@@ -103,6 +104,37 @@ def authorization_mark_needs_reconsent(
     )
 
 
+def _refresh_should_keep(authorization: Authorization, *, now: datetime, force: bool) -> bool:
+    """The row's token is fresh enough that no refresh is needed (re-checked under the lock)."""
+    if force:
+        return (
+            authorization.last_refreshed_at is not None
+            and authorization.last_refreshed_at > now - _force_min_age()
+            and authorization.access_token_fresh(now=now, skew=timedelta(0))
+        )
+    return authorization.access_token_fresh(now=now, skew=_skew())
+
+
+def _refresh_intent_record(
+    *, authorization_id: int, now: datetime, force: bool
+) -> tuple[datetime | None, bool]:
+    """Commit, before the request leaves, that a refresh is about to be sent to PG&E.
+
+    Returns (the marker an earlier attempt left or None, whether this call set one). A
+    marker left by an attempt that never stored PG&E's answer is how a later invalid_grant is
+    told apart from a consent revoked at PG&E (docs/reliability.md test 55)."""
+    with transaction.atomic():
+        authorization = Authorization.objects.select_for_update().get(pk=authorization_id)
+        reason = _unavailable_reason(authorization)
+        if reason:
+            raise AuthorizationUnavailable(reason, authorization.subscription_id)
+        earlier = authorization.refresh_sent_at
+        if earlier is not None or _refresh_should_keep(authorization, now=now, force=force):
+            return earlier, False
+        Authorization.objects.filter(pk=authorization_id).update(refresh_sent_at=now)
+    return None, True
+
+
 def authorization_refresh(
     *, authorization_id: int, now: datetime, force: bool = False
 ) -> Authorization:
@@ -112,31 +144,44 @@ def authorization_refresh(
     worker refreshed it). With `force` (after a 403), a token refreshed within
     GASCAP_TOKEN_FORCE_REFRESH_MIN_AGE is kept for the same reason.
     Raises AuthorizationUnavailable (needs re-consent and the like) or PgeError (transient).
+
+    Crash safety: PG&E rotates refresh tokens, so an answer lost between PG&E and our commit
+    spends the consent. `refresh_sent_at` is committed before the request (step 1) and
+    cleared with the stored answer (step 2); an invalid_grant while an earlier marker is
+    still set marks the consent NEEDS_RECONSENT with "refresh answer lost" as the reason,
+    never a silent failure.
     """
+    earlier_sent_at, marked = _refresh_intent_record(
+        authorization_id=authorization_id, now=now, force=force
+    )
     failure: BaseException | None = None
     with transaction.atomic():
         authorization = Authorization.objects.select_for_update().get(pk=authorization_id)
         reason = _unavailable_reason(authorization)
         if reason:
             raise AuthorizationUnavailable(reason, authorization.subscription_id)
-        if force:
-            recent = (
-                authorization.last_refreshed_at is not None
-                and authorization.last_refreshed_at > now - _force_min_age()
-                and authorization.access_token_fresh(now=now, skew=timedelta(0))
-            )
-            if recent:
-                return authorization
-        elif authorization.access_token_fresh(now=now, skew=_skew()):
+        if _refresh_should_keep(authorization, now=now, force=force):
+            if marked and authorization.refresh_sent_at == now:
+                # Another worker stored a fresh token after our step 1: nothing was sent.
+                authorization.refresh_sent_at = None
+                authorization.save(update_fields=["refresh_sent_at"])
             return authorization
         try:
             answer = pge_client().refresh(refresh_token=authorization.refresh_token, now=now)
+            crash_point("after_token_answer")
         except PgeAuthError as exc:
+            authorization.refresh_sent_at = None  # PG&E answered: nothing is in flight
+            authorization.save(update_fields=["refresh_sent_at"])
             if exc.invalid_grant:
+                refused = f"Refresh refused by PG&E ({exc.code}): {exc}"
+                if earlier_sent_at is not None:
+                    refused = (
+                        f"Refresh answer lost: a refresh sent at {earlier_sent_at.isoformat()} "
+                        "never stored PG&E's answer (a crash or timeout between PG&E's answer "
+                        "and our commit) and PG&E has since rotated the refresh token. " + refused
+                    )
                 authorization_mark_needs_reconsent(
-                    authorization=authorization,
-                    reason=f"Refresh refused by PG&E ({exc.code}): {exc}",
-                    now=now,
+                    authorization=authorization, reason=refused, now=now
                 )
                 failure = AuthorizationUnavailable("needs_reconsent", authorization.subscription_id)
             else:
@@ -149,10 +194,16 @@ def authorization_refresh(
                 )
                 failure = exc
         except PgeError as exc:
-            # Transient or configuration trouble: the consent is fine, the call is not.
+            # Transient or configuration trouble: the consent is fine, the call is not. With
+            # an HTTP answer PG&E did not rotate anything; without one (timeout, reset) it may
+            # have, so the marker stays for the next attempt to judge.
+            if exc.status is not None:
+                authorization.refresh_sent_at = None
             authorization.last_error = f"Refresh failed: {_error_text(exc)}"
             authorization.last_error_at = now
-            authorization.save(update_fields=["last_error", "last_error_at", "updated_at"])
+            authorization.save(
+                update_fields=["refresh_sent_at", "last_error", "last_error_at", "updated_at"]
+            )
             logger.warning(
                 "Token refresh for authorization %s failed: %s", authorization.pk, exc.code
             )
@@ -165,6 +216,7 @@ def authorization_refresh(
                 expires_at=answer.expires_at,
             )
             authorization.last_refreshed_at = now
+            authorization.refresh_sent_at = None
             if answer.scope:
                 authorization.scope = answer.scope
                 authorization.scope_params = answer.scope_params
