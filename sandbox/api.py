@@ -24,7 +24,7 @@ from sandbox.demo import (
 from sandbox.feeds import FeedPart, Hrefs
 from sandbox.readings import days_in_range, local_date, local_midnight
 from sandbox.state import customers_with_consent
-from sandbox.web import ATOM_XML, Request, Response, text_response
+from sandbox.web import ATOM_XML, Request, Response, connection_reset, text_response
 
 if TYPE_CHECKING:
     from sandbox.app import SandboxApp
@@ -54,9 +54,13 @@ def resource_api(app: SandboxApp, request: Request) -> Response:
 
     # Faults that happen before PG&E looks at the request.
     fault = app.state.fault_take(
-        kinds=("http_503", "rate_limit", "slow", "redirect"), subscription_id=sid, endpoint="api"
+        kinds=("http_503", "rate_limit", "slow", "redirect", "reset"),
+        subscription_id=sid,
+        endpoint="api",
     )
     if fault is not None:
+        if fault.kind == "reset":
+            return connection_reset()
         if fault.kind == "http_503":
             return text_response(503, "Service Unavailable")
         if fault.kind == "rate_limit":

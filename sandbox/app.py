@@ -17,7 +17,7 @@ from sandbox.control import CONTROL_PREFIX, control
 from sandbox.notify import Notifier
 from sandbox.oauth import TOKEN_PATHS, token_endpoint
 from sandbox.state import RecordedRequest, SandboxState
-from sandbox.web import Request, Response, text_response
+from sandbox.web import Request, Response, connection_reset, text_response
 
 RESOURCE_PATH = API_PREFIX
 
@@ -62,8 +62,12 @@ class SandboxApp:
             if request.client_cert_subject is None:
                 return text_response(400, "Invalid Certificate")
             fault = self.state.fault_take(
-                kinds=("http_503", "rate_limit", "slow"), subscription_id=None, endpoint="token"
+                kinds=("http_503", "rate_limit", "slow", "reset"),
+                subscription_id=None,
+                endpoint="token",
             )
+            if fault is not None and fault.kind == "reset":
+                return connection_reset()
             if fault is not None and fault.kind == "http_503":
                 return text_response(503, "Service Unavailable")
             if fault is not None and fault.kind == "rate_limit":

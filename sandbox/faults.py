@@ -26,6 +26,10 @@ FAULT_KINDS = (
     "oversized",  # a well-formed body of `size` bytes
     "gzip_bomb",  # Content-Encoding: gzip, tiny on the wire, `size` bytes inflated
     "redirect",  # 302 to another host
+    # The connection reset without an answer (TCP RST after the request was read): what a
+    # load balancer or a crashed upstream does. A transport fault, so no PG&E source is
+    # needed for it; the client must treat it as transient (no HTTP status).
+    "reset",
 )
 ENDPOINTS = ("api", "token", "notify")
 DEFAULT_ENDPOINT = {"duplicate_notification": "notify", "notify_before_202": "notify"}

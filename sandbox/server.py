@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import struct
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +23,7 @@ from sandbox.app import SandboxApp
 from sandbox.certs import CertPaths
 from sandbox.config import SandboxConfig
 from sandbox.state import SandboxState
-from sandbox.web import Request, Response
+from sandbox.web import RESET_STATUS, Request, Response
 
 logger = logging.getLogger(__name__)
 MAX_REQUEST_BODY = 1024 * 1024
@@ -82,6 +83,12 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("sandbox: error answering %s %s", self.command, parts.path)
             response = Response(500, b"Internal Server Error")
+        if response.status == RESET_STATUS:
+            # Linger 0: the close below sends a TCP RST, not a TLS close_notify or a FIN.
+            linger = struct.pack("ii", 1, 0)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            self.close_connection = True
+            return
         self._write(response)
 
     def _write(self, response: Response) -> None:

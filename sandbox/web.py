@@ -52,4 +52,12 @@ def text_response(status: int, text: str) -> Response:
     return Response(status, text.encode())
 
 
+# Not an HTTP status: the server resets the connection instead of answering (fault "reset").
+RESET_STATUS = 0
+
+
+def connection_reset() -> Response:
+    return Response(RESET_STATUS)
+
+
 ATOM_XML = "application/atom+xml"

@@ -169,3 +169,16 @@ def test_fault_validation() -> None:
     with pytest.raises(FaultError):
         Fault(kind="http_503", endpoint="elsewhere")
     assert Fault(kind="duplicate_notification").endpoint == "notify"
+
+
+def test_reset_drops_the_connection_without_an_answer(
+    pge: Pge, sandbox: SandboxServer, electric: str
+) -> None:
+    add(sandbox, kind="reset", times=1)
+    with pytest.raises(requests.ConnectionError):
+        pge.get(feed_path("electric"), electric, params=DAY)
+    assert pge.get(feed_path("electric"), electric, params=DAY).status_code == 200
+    add(sandbox, kind="reset", endpoint="token")
+    with pytest.raises(requests.ConnectionError):
+        pge.token({"grant_type": "client_credentials"})
+    assert pge.token({"grant_type": "client_credentials"}).status_code == 200
