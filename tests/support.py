@@ -4,15 +4,19 @@ loopback HTTP, free ports, and the service URLs those subprocesses must use."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def loopback_session() -> requests.Session:
@@ -112,3 +116,122 @@ def wait_until_worker_ready(proc: subprocess.Popen, log: Path, *, timeout: float
             raise RuntimeError(f"worker exited early:\n{text[-3000:]}")
         time.sleep(0.2)
     raise RuntimeError(f"worker did not become ready in {timeout:.0f} s")
+
+
+def batchlist(*urls: str) -> bytes:
+    items = "".join(f"<ns0:resources>{u}</ns0:resources>" for u in urls)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<ns0:BatchList xmlns:ns0="http://naesb.org/espi">{items}</ns0:BatchList>'
+    ).encode()
+
+
+@dataclass
+class Procs:
+    """Subprocesses this test started; each stopped by its own PID."""
+
+    tmp_path: Path
+    started: list[subprocess.Popen] = field(default_factory=list)
+    groups: list[subprocess.Popen] = field(default_factory=list)
+
+    def _spawn(
+        self, args: list[str], env: dict[str, str], log: Path, *, new_session: bool = False
+    ) -> subprocess.Popen:
+        full_env = {**os.environ, **env}
+        full_env.setdefault("DJANGO_SETTINGS_MODULE", "gascap.settings.test")
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                args,
+                cwd=REPO,
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # Its own process group: `kill_whole` reaches the main process and its pool.
+                start_new_session=new_session,
+            )
+        if new_session:
+            self.groups.append(proc)
+        self.started.append(proc)
+        return proc
+
+    def web(self, env: dict[str, str], *, workers: int = 1) -> str:
+        """gunicorn (as deployed, docker-compose.yml) on a free port; returns its base URL."""
+        port = free_port()
+        log = self.tmp_path / "web.log"
+        proc = self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "gascap.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "3",
+            ],
+            env,
+            log,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                # The wrong path token answers 404 before any database use.
+                loopback_session().get(f"{url}/pge/notify/probe/", timeout=1)
+                return url
+            except (requests.ConnectionError, requests.Timeout):
+                # The socket is bound before the workers have booted: keep asking.
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"web did not start:\n{log.read_text(errors='replace')[-3000:]}")
+
+    def worker(
+        self,
+        env: dict[str, str],
+        *,
+        name: str = "rel",
+        pool: str = "solo",
+        concurrency: int = 1,
+        queues: str = "default,ingest,pge_fetch",
+    ) -> subprocess.Popen:
+        log = self.tmp_path / f"worker-{name}.log"
+        proc = self._spawn(
+            celery_worker_argv(name=name, pool=pool, concurrency=concurrency, queues=queues),
+            env,
+            log,
+            new_session=True,
+        )
+        wait_until_worker_ready(proc, log)
+        return proc
+
+    def kill_whole(self, proc: subprocess.Popen) -> None:
+        """SIGKILL a worker's main process and its pool at once (OOM kill, `docker kill`): the
+        process group this fixture made for it, nothing else."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def log(self, name: str) -> str:
+        path = self.tmp_path / name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop_all(self) -> None:
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.started:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc in self.groups:
+                # Pool processes left behind by a killed main process: the group is ours.
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

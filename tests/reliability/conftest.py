@@ -13,24 +13,23 @@ Every test here uses `transactional_db`: the subprocesses must see committed row
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 
 from tests.reliability.faultproxy import FaultProxy
-from tests.support import (
+from tests.support import (  # noqa: F401 (batchlist: re-exported for the tests here)
+    REPO,
+    Procs,
+    batchlist,
     celery_worker_argv,
     free_port,
     loopback_session,
@@ -40,7 +39,6 @@ from tests.support import (
     wait_until_worker_ready,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 # Redis database of its own: no other engineer's worker takes these messages.
 REL_REDIS_DB = 5
 NOTIFY_TOKEN = "rel-notify-path-token-4c1f9e"
@@ -56,14 +54,6 @@ database_url = subprocess_database_url
 
 def redis_url() -> str:
     return redis_url_with_db(REL_REDIS_DB)
-
-
-def batchlist(*urls: str) -> bytes:
-    items = "".join(f"<ns0:resources>{u}</ns0:resources>" for u in urls)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>'
-        f'<ns0:BatchList xmlns:ns0="http://naesb.org/espi">{items}</ns0:BatchList>'
-    ).encode()
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str = "") -> None:
@@ -138,117 +128,6 @@ def redis_proxy() -> Iterator[FaultProxy]:
     proxy = FaultProxy(*_target(redis_url(), 6379)).start()
     yield proxy
     proxy.stop()
-
-
-@dataclass
-class Procs:
-    """Subprocesses this test started; each stopped by its own PID."""
-
-    tmp_path: Path
-    started: list[subprocess.Popen] = field(default_factory=list)
-    groups: list[subprocess.Popen] = field(default_factory=list)
-
-    def _spawn(
-        self, args: list[str], env: dict[str, str], log: Path, *, new_session: bool = False
-    ) -> subprocess.Popen:
-        full_env = {**os.environ, **env}
-        full_env.setdefault("DJANGO_SETTINGS_MODULE", "gascap.settings.test")
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                args,
-                cwd=REPO,
-                env=full_env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Its own process group: `kill_whole` reaches the main process and its pool.
-                start_new_session=new_session,
-            )
-        if new_session:
-            self.groups.append(proc)
-        self.started.append(proc)
-        return proc
-
-    def web(self, env: dict[str, str], *, workers: int = 1) -> str:
-        """gunicorn (as deployed, docker-compose.yml) on a free port; returns its base URL."""
-        port = free_port()
-        log = self.tmp_path / "web.log"
-        proc = self._spawn(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "gascap.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--timeout",
-                "30",
-                "--graceful-timeout",
-                "3",
-            ],
-            env,
-            log,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                # The wrong path token answers 404 before any database use.
-                http().get(f"{url}/pge/notify/probe/", timeout=1)
-                return url
-            except (requests.ConnectionError, requests.Timeout):
-                # The socket is bound before the workers have booted: keep asking.
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.1)
-        raise RuntimeError(f"web did not start:\n{log.read_text(errors='replace')[-3000:]}")
-
-    def worker(
-        self,
-        env: dict[str, str],
-        *,
-        name: str = "rel",
-        pool: str = "solo",
-        concurrency: int = 1,
-        queues: str = "default,ingest,pge_fetch",
-    ) -> subprocess.Popen:
-        log = self.tmp_path / f"worker-{name}.log"
-        proc = self._spawn(
-            celery_worker_argv(name=name, pool=pool, concurrency=concurrency, queues=queues),
-            env,
-            log,
-            new_session=True,
-        )
-        wait_until_worker_ready(proc, log)
-        return proc
-
-    def kill_whole(self, proc: subprocess.Popen) -> None:
-        """SIGKILL a worker's main process and its pool at once (OOM kill, `docker kill`): the
-        process group this fixture made for it, nothing else."""
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def log(self, name: str) -> str:
-        path = self.tmp_path / name
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop_all(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.started:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc in self.groups:
-                # Pool processes left behind by a killed main process: the group is ours.
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 @pytest.fixture
