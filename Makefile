@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SIZE ?= full
 PEERS ?=
+MINUTES ?= 30
 
-.PHONY: run test test-fast lint format bench bench-pipeline demo migrate clean smoke lock
+.PHONY: run test test-fast lint format bench bench-pipeline chaos soak demo migrate clean smoke lock
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,17 @@ bench: venv
 # sandbox scale mode, gunicorn, two Celery workers, the daily Bulk request (docs/scale.md).
 bench-pipeline: venv
 	$(PY) bench/pipeline_bench.py --size $(if $(filter full small,$(SIZE)),10000,$(SIZE))
+
+# Restarts and kills under load (bench/chaos): its own PostgreSQL and Redis on loopback, web,
+# two workers, beat and the sandbox; Redis/PostgreSQL restarted and SIGKILLed, workers
+# SIGKILLed, sandbox 503/slow/reset bursts. SIZE=ci: one fault of each kind (CI runs it).
+chaos: venv
+	$(PY) -m bench.chaos.run --size $(if $(filter ci,$(SIZE)),ci,full)
+
+# The same stack at a steady rate for MINUTES with a fault every 3 minutes: RSS, open files
+# and database sessions must stay flat after the first 5 minutes.
+soak: venv
+	$(PY) -m bench.chaos.run --soak-minutes $(MINUTES)
 
 # The whole job end to end on this machine: consent, notification, fetch, storage.
 demo: venv
