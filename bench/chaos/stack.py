@@ -34,9 +34,15 @@ CHAOS_DB = "gascap_chaos"
 GOLDEN_DB = "gascap_golden"
 SWEEP_EVERY_SECONDS = 10
 RESTART_BACKOFF_SECONDS = 3.0
-# Periodic tasks that would fetch data nobody notified about (whole history, gap audit):
-# off, so the readings table can be compared with the golden set of the notified windows.
-KEPT_SCHEDULES = ("ingest: sweep stuck work", "customers: refresh expiring tokens")
+# Periodic tasks that would fetch data nobody notified about (whole history, gap audit) or
+# change consents behind the run's back (the daily poll): off, so the readings table can be
+# compared with the golden set of the notified windows. The others (sweeper, token refresh,
+# alerts, heartbeats) run as in production.
+DISABLED_SCHEDULES = (
+    "ingest: daily data request",
+    "ingest: gap audit",
+    "customers: poll authorizations",
+)
 
 
 def service_env(work: Path, *, database_url: str, redis_url: str, key: str) -> dict[str, str]:
@@ -125,7 +131,7 @@ class ChaosStack:
             every=SWEEP_EVERY_SECONDS, period=IntervalSchedule.SECONDS
         )
         PeriodicTask.objects.filter(name="ingest: sweep stuck work").update(interval=every)
-        PeriodicTask.objects.exclude(name__in=KEPT_SCHEDULES).update(enabled=False)
+        PeriodicTask.objects.filter(name__in=DISABLED_SCHEDULES).update(enabled=False)
 
     def _start_sandbox(self) -> None:
         from django.conf import settings
