@@ -8,7 +8,6 @@ at once. One HTTP attempt, readings written once.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from django.utils import timezone
@@ -42,17 +41,23 @@ def test_second_delivery_while_running_is_a_fast_no_op(stack, redis_db, procs):
     )
     # What the sweeper does for a stuck row: publish the same fetch again.
     assert fetch_enqueue(fetch_id=fetch.pk)
-    time.sleep(1.0)
+    not_claimed = re.compile(
+        r"ingest\.fetch_run\[[^\]]+\] succeeded in ([0-9.]+)s: \{'status': 'RUNNING', "
+        r"'reason': 'not_claimed'\}"
+    )
+    wait_for(
+        lambda: not_claimed.search(procs.log("worker-rel.log")) is not None,
+        timeout=10,
+        what="the second delivery to be sent away",
+    )
     # The first run is still waiting on PG&E; the second has come and gone.
     assert Fetch.objects.get(pk=fetch.pk).status == Fetch.Status.RUNNING
     log = procs.log("worker-rel.log")
-    second = re.findall(
-        r"ingest\.fetch_run\[[^\]]+\] succeeded in ([0-9.]+)s: \{'status': 'RUNNING', "
-        r"'reason': 'not_claimed'\}",
-        log,
-    )
+    second = not_claimed.findall(log)
     assert len(second) == 1, log[-3000:]
-    assert float(second[0]) < 0.1
+    # Sent away at once: it never waited on PG&E, whose answer the fault holds 3 s. (A wall
+    # bound of 0.1 s measured the machine's load, not the guard: 0.108 s on a busy host.)
+    assert float(second[0]) < 1.0
 
     wait_for(
         lambda: Fetch.objects.get(pk=fetch.pk).status == Fetch.Status.INGESTED,
