@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import template
+from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
@@ -66,6 +67,8 @@ def ops_dashboard() -> dict[str, Any]:
     per_day = figures.readings_per_day
     return {
         "figures": figures,
+        # The same window as the system check, the banner and the alert.
+        "certificate_warn_days": int(settings.GASCAP_PGE_CERT_WARN_DAYS),
         "notifications": _rows(
             figures.notifications, "ingest_notification", received_at__gte=since_day
         ),

@@ -73,3 +73,20 @@ def test_usage_point_page_chart_and_a_list_without_reading_aggregates(admin_clie
             # a count, and never grouped over the usage point's or the table's readings.
             assert "COUNT(" not in sql and "GROUP BY" not in sql, sql
             assert '"METER_READING_ID" = ' in sql, sql
+
+
+@pytest.mark.parametrize(("warn_days", "bad"), [(30, False), (60, True)])
+def test_certificate_figure_turns_red_inside_the_configured_window(  # type: ignore[no-untyped-def]
+    admin_client, settings, monkeypatch, warn_days: int, bad: bool
+) -> None:
+    """The same window as the system check, the banner and the alert."""
+    monkeypatch.setattr("ops.dashboard.certificate_days", lambda *, now: (45, ""))
+    settings.GASCAP_PGE_CERT_WARN_DAYS = warn_days
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    section = html[
+        html.index('id="dash-certificate"') : html.index(
+            "</section>", html.index('id="dash-certificate"')
+        )
+    ]
+    assert "45 day(s) left" in section
+    assert ('<p class="bad">45 day(s) left' in section) is bad
