@@ -22,12 +22,13 @@ COPY . .
 # collectstatic needs settings but no real secrets: placeholders for this build step only (not
 # ENV, so no later layer or container sees them). Static files land in /app/var/static.
 # var/ is GASCAP_VAR_DIR's default (also when .env leaves it empty): the app user writes there
-# (beat's heartbeat); the code stays root-owned and read-only to it.
+# (beat's heartbeat, the metrics files of docker-compose.yml's shared `metrics` volume); the
+# code stays root-owned and read-only to it.
 RUN DJANGO_SECRET_KEY=build DJANGO_ALLOWED_HOSTS=build DATABASE_URL=sqlite:////tmp/build.db \
     REDIS_URL=redis://build:6379/0 GASCAP_FIELD_ENCRYPTION_KEYS=build GASCAP_NOTIFY_TOKEN=build \
     python manage.py collectstatic --noinput \
     && rm -f /tmp/build.db \
-    && chown gascap:gascap /app/var
+    && mkdir -p /app/var/metrics && chown gascap:gascap /app/var /app/var/metrics
 
 USER gascap
 # docker-compose.yml runs gunicorn on the proxy's network only; this default is for `docker run`.

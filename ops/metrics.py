@@ -23,11 +23,30 @@ Decided per metric:
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from prometheus_client import Counter
+from prometheus_client import Counter, values
+
+
+def _process_identifier() -> str:
+    """This process's name for its counter file: host name and pid, not the pid alone.
+
+    With docker compose the directory is one volume shared by web, web2, worker and beat, and
+    each container has its own pid namespace: by pid alone two containers' processes would
+    write the same `counter_<pid>.db` at once. `_` separates the parts of the file name that
+    prometheus-client reads back, so it may not appear in the identifier."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:63] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Before the first metric below is made: each takes its value class at creation.
+    values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
 
 __all__ = [
     "notification_answer_record",

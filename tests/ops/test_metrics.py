@@ -3,12 +3,17 @@ gauges say, in one process. The multi-process scrape is tests/ops/test_metrics_e
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from customers.models import Authorization, AuthorizationStatus, Customer
 from ingest.models import Notification
 from ops import metrics
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +94,39 @@ def test_gauges_read_the_database_and_counters_count(client, settings) -> None: 
 )
 def test_pge_call_kinds(method: str, url: str, data: object, kind: str) -> None:
     assert metrics.pge_call_kind(method, url, data, "https://pge/token") == kind
+
+
+def test_counter_files_are_named_by_host_and_pid_so_containers_can_share_the_directory(
+    tmp_path,
+) -> None:
+    """docker compose shares one metrics volume between containers whose pids repeat: each
+    process's file carries its host name as well, and two "containers" (two host names with
+    the same pid) sum up at the scrape instead of writing one file."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, os, socket, sys\n"
+        "socket.gethostname = lambda: sys.argv[1]\n"
+        "os.getpid = lambda: 7\n"
+        "from ops import metrics\n"
+        "metrics.readings_stored_record(new=3, updated=0)\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for host in ("web_1", "worker"):
+        subprocess.run([sys.executable, "-c", script, host], check=True, env=env, cwd=REPO)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["counter_web-1-7.db", "counter_worker-7.db"], names
+    reader = (
+        "import json\n"
+        "from prometheus_client import CollectorRegistry, generate_latest, multiprocess\n"
+        "registry = CollectorRegistry()\n"
+        "multiprocess.MultiProcessCollector(registry)\n"
+        "print(json.dumps(generate_latest(registry).decode()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", reader], check=True, env=env, cwd=REPO, capture_output=True
+    ).stdout
+    text = json.loads(out)
+    assert 'gascap_readings_stored_total{change="new"} 6.0' in text, text
