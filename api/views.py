@@ -13,23 +13,49 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.responses import Status
 
-from api import schemas
-from api.auth import consent_key
-from api.problems import Problem, code_for_status, problem_response
+from api import exports, schemas, selectors, totals
+from api.auth import consent_key, read_key
+from api.problems import CONTENT_TYPE, Problem, code_for_status, problem_response
+from api.readings_page import CursorInvalid, readings_page
 from customers.consent_sessions import ConsentSessionInvalid, consent_session_create
+from ingest.models import UsagePoint
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(
+
+class GascapApi(NinjaAPI):
+    """NinjaAPI whose OpenAPI document names the media types we really send: problem
+    documents as `application/problem+json`, exports as CSV or Atom XML."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        for path, item in schema["paths"].items():
+            for operation in item.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if int(status) >= 400 and "application/json" in content:
+                        response["content"] = {CONTENT_TYPE: content["application/json"]}
+                ok = [key for key in operation.get("responses", {}) if int(key) == 200]
+                if path.endswith("/export") and ok:
+                    operation["responses"][ok[0]]["content"] = {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/atom+xml": {"schema": {"type": "string"}},
+                    }
+        return schema
+
+
+api = GascapApi(
     title="gascap app API",
     version="1",
     description=(
@@ -99,3 +125,194 @@ def consent_session_post(request: HttpRequest, body: schemas.ConsentSessionIn) -
         raise Problem(422, "invalid-parameters", str(exc), field=exc.field) from exc
     url = request.build_absolute_uri(reverse("customers:consent_session", args=[token]))
     return Status(201, {"id": str(session.public_id), "url": url, "expires_at": session.expires_at})
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+NOT_FOUND = {401: schemas.Problem, 403: schemas.Problem, 404: schemas.Problem}
+READ_ERRORS = {**NOT_FOUND, 422: schemas.Problem}
+
+
+def _point(usage_point_id: int) -> UsagePoint:
+    try:
+        return selectors.usage_point_get(usage_point_pk=usage_point_id)
+    except selectors.ResourceNotFound as exc:
+        raise Problem(404, "not-found", "no such usage point") from exc
+
+
+def _range(start: datetime | date, end: datetime | date) -> tuple[datetime, datetime]:
+    """Aware bounds; a date (or naive time) is local time (`GASCAP_LOCAL_TIME_ZONE`)."""
+    zone = totals.local_zone()
+    bounds = []
+    for value in (start, end):
+        if not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day, tzinfo=zone)
+        elif value.tzinfo is None:
+            value = value.replace(tzinfo=zone)
+        bounds.append(value)
+    if bounds[1] <= bounds[0]:
+        raise Problem(422, "invalid-range", "end must be after start")
+    return bounds[0], bounds[1]
+
+
+@api.get(
+    "/customers/{external_id}",
+    response={200: schemas.CustomerOut, **NOT_FOUND},
+    auth=read_key,
+    tags=["read"],
+    summary="A customer of the app: consents and usage points",
+)
+def customer_get(request: HttpRequest, external_id: str) -> Any:
+    try:
+        customer = selectors.customer_get(external_id=external_id)
+    except selectors.ResourceNotFound as exc:
+        raise Problem(404, "not-found", "no such customer") from exc
+    return selectors.customer_describe(customer=customer)
+
+
+@api.get(
+    "/usage-points/{usage_point_id}",
+    response={200: schemas.UsagePointOut, **NOT_FOUND},
+    auth=read_key,
+    tags=["read"],
+    summary="A usage point: service, flows, intervals, coverage",
+)
+def usage_point_get(request: HttpRequest, usage_point_id: int) -> Any:
+    point = _point(usage_point_id)
+    return selectors.usage_point_describe(point=point, local_zone=totals.local_zone())
+
+
+@api.get(
+    "/usage-points/{usage_point_id}/readings",
+    response={200: schemas.ReadingsPage, **READ_ERRORS},
+    auth=read_key,
+    tags=["read"],
+    summary="Interval readings, a page at a time",
+)
+def readings_get(
+    request: HttpRequest,
+    usage_point_id: int,
+    start: datetime | date,
+    end: datetime | date,
+    flow: Literal["delivered", "received", "net", "total", "unknown"] | None = None,
+    cursor: str | None = None,
+    limit: int | None = Query(None, ge=1),
+) -> Any:
+    point = _point(usage_point_id)
+    begin, finish = _range(start, end)
+    size = min(
+        limit or settings.GASCAP_API_READINGS_PAGE_SIZE,
+        settings.GASCAP_API_READINGS_MAX_PAGE_SIZE,
+    )
+    try:
+        return readings_page(
+            series=selectors.usage_point_series(point=point, flow=flow),
+            start=begin,
+            end=finish,
+            cursor=cursor,
+            limit=size,
+        )
+    except CursorInvalid as exc:
+        raise Problem(422, "invalid-cursor", str(exc)) from exc
+
+
+@api.get(
+    "/usage-points/{usage_point_id}/totals",
+    response={200: schemas.TotalsOut, **READ_ERRORS},
+    auth=read_key,
+    tags=["read"],
+    summary="Totals per local hour, day or month (America/Los_Angeles)",
+)
+def totals_get(
+    request: HttpRequest,
+    usage_point_id: int,
+    interval: Literal["hour", "day", "month"],
+    start: datetime | date,
+    end: datetime | date,
+    flow: Literal["delivered", "received", "net", "total", "unknown"] | None = None,
+) -> Any:
+    point = _point(usage_point_id)
+    begin, finish = _range(start, end)
+    if finish - begin > timedelta(days=settings.GASCAP_API_TOTALS_MAX_DAYS):
+        raise Problem(422, "range-too-long", "the range is longer than the API allows")
+    zone = totals.local_zone()
+    begin = totals.period_of(begin, interval, zone)[0]
+    series_out = []
+    for series in selectors.usage_point_series(point=point, flow=flow):
+        info = selectors.series_describe(series)
+        multiplier = info["multiplier"] or 0
+        rows = totals.series_totals(series=series, interval=interval, start=begin, end=finish)
+        series_out.append(
+            {
+                "series": series.pk,
+                "flow": info["flow"],
+                "unit": info["unit"],
+                "totals": [
+                    {
+                        "start": row.start,
+                        "end": row.end,
+                        "value": selectors.decimal_text(row.value, multiplier)
+                        if info["units_known"]
+                        else None,
+                        "readings": row.readings,
+                        "complete": row.complete,
+                        "cost": selectors.decimal_text(row.cost, selectors.COST_EXPONENT),
+                    }
+                    for row in rows
+                ],
+            }
+        )
+    return {
+        "interval": interval,
+        "time_zone": str(zone),
+        "start": begin,
+        "end": finish,
+        "series": series_out,
+    }
+
+
+@api.get(
+    "/usage-points/{usage_point_id}/bills",
+    response={200: schemas.BillsOut, **NOT_FOUND},
+    auth=read_key,
+    tags=["read"],
+    summary="PG&E's billing-period summaries (UsageSummary)",
+)
+def bills_get(request: HttpRequest, usage_point_id: int) -> Any:
+    return {"bills": selectors.usage_point_bills(point=_point(usage_point_id))}
+
+
+@api.get(
+    "/usage-points/{usage_point_id}/export",
+    response={200: None, **READ_ERRORS},
+    auth=read_key,
+    tags=["read"],
+    summary="All readings of a usage point as CSV or ESPI XML (streamed)",
+)
+def export_get(
+    request: HttpRequest,
+    usage_point_id: int,
+    format: Literal["csv", "espi"] = "csv",
+    start: datetime | date | None = None,
+    end: datetime | date | None = None,
+) -> Any:
+    point = _point(usage_point_id)
+    begin, finish = (None, None)
+    if start is not None and end is not None:
+        begin, finish = _range(start, end)
+    elif start is not None or end is not None:
+        raise Problem(422, "invalid-range", "give both start and end, or neither")
+    if format == "csv":
+        response = StreamingHttpResponse(
+            exports.csv_stream(point=point, start=begin, end=finish),
+            content_type="text/csv; charset=utf-8",
+        )
+        name = f"usage-point-{point.pk}.csv"
+    else:
+        response = StreamingHttpResponse(
+            exports.espi_stream(point=point, start=begin, end=finish),
+            content_type="application/atom+xml",
+        )
+        name = f"usage-point-{point.pk}.xml"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -55,11 +55,17 @@ def readings_export_rows(
     usage_point_id: str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    usage_point_pk: int | None = None,
 ) -> Iterator[tuple[str, ...]]:
-    """Yield CSV rows (strings), streaming from the database in chunks."""
+    """Yield CSV rows (strings), streaming from the database in chunks.
+
+    `usage_point_id` is PG&E's id (every stored UsagePoint with it); `usage_point_pk` one row.
+    """
     query = IntervalReading.objects.all()
     if usage_point_id:
         query = query.filter(meter_reading__usage_point__usage_point_id=usage_point_id)
+    if usage_point_pk is not None:
+        query = query.filter(meter_reading__usage_point_id=usage_point_pk)
     if start is not None:
         query = query.filter(start__gte=start)
     if end is not None:

@@ -111,3 +111,23 @@ def test_admin_creates_a_key_shows_it_once_and_revokes_it(client):
         {"action": "revoke_keys", "_selected_action": [key.pk]},
     )
     assert api_key_authenticate(presented=plaintext, now=timezone.now()) is None
+
+
+def test_openapi_documents_every_endpoint_with_its_auth_failures():
+    document = json.loads(Client().get("/api/v1/openapi.json").content)
+    paths = document["paths"]
+    assert set(paths) == {
+        "/api/v1/consent-sessions",
+        "/api/v1/customers/{external_id}",
+        "/api/v1/usage-points/{usage_point_id}",
+        "/api/v1/usage-points/{usage_point_id}/readings",
+        "/api/v1/usage-points/{usage_point_id}/totals",
+        "/api/v1/usage-points/{usage_point_id}/bills",
+        "/api/v1/usage-points/{usage_point_id}/export",
+    }
+    for item in paths.values():
+        for operation in item.values():
+            responses = {int(code): body for code, body in operation["responses"].items()}
+            assert operation["security"] == [{"ApiKeyBearer": []}]
+            assert "application/problem+json" in responses[401]["content"]
+            assert 403 in responses
