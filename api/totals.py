@@ -6,6 +6,8 @@ readings cover the whole period.
   00:00:01 (docs/pge-protocol.md) and count in the day they belong to.
 - Days are local days: 23 hours on the spring DST change, 25 hours on the autumn one; a
   period is complete when its readings' durations add up to at least its real length.
+- Days and months are read from the stored rollups (ingest.rollups), hours summed from the
+  readings; a request covers the whole periods its [start, end) overlaps.
 - Hours are grouped by UTC hour (Pacific offsets are whole hours), so the autumn day's two
   local 01:00 hours stay two periods.
 """
@@ -19,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from ingest.models import IntervalReading, MeterReading
+from ingest.models import DailyRollup, IntervalReading, MeterReading, MonthlyRollup
 
 INTERVALS = ("hour", "day", "month")
 
@@ -92,8 +94,51 @@ def series_totals_from_readings(
     return totals_fold(rows.iterator(chunk_size=5000), interval=interval, zone=zone)
 
 
+def series_totals_from_rollups(
+    *, series: MeterReading, interval: str, start: datetime, end: datetime
+) -> list[PeriodTotal]:
+    """Daily or monthly totals read from the stored rollups (ingest.rollups)."""
+    zone = local_zone()
+    first = start.astimezone(zone).date()
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+    if interval == "day":
+        rows = DailyRollup.objects.filter(series=series, day__gte=first, day__lte=last)
+        key = "day"
+    else:
+        rows = MonthlyRollup.objects.filter(
+            series=series, month__gte=first.replace(day=1), month__lte=last
+        )
+        key = "month"
+    out = []
+    for row in rows.order_by(key):
+        day = getattr(row, key)
+        period_start, period_end = period_of(_local_midnight(day, zone), interval, zone)
+        out.append(
+            PeriodTotal(
+                start=period_start,
+                end=period_end,
+                value=row.value_sum,
+                readings=row.readings,
+                covered_seconds=row.covered_seconds,
+                cost=row.cost_sum,
+            )
+        )
+    return out
+
+
 def series_totals(
     *, series: MeterReading, interval: str, start: datetime, end: datetime
 ) -> list[PeriodTotal]:
-    """Totals of one series over [start, end) per `interval`."""
-    return series_totals_from_readings(series=series, interval=interval, start=start, end=end)
+    """Totals of one series for the `interval` periods that [start, end) overlaps: days and
+    months from the stored rollups, hours from the readings."""
+    if interval == "hour":
+        return series_totals_from_readings(series=series, interval=interval, start=start, end=end)
+    return series_totals_from_rollups(series=series, interval=interval, start=start, end=end)
+
+
+def range_align(*, start: datetime, end: datetime, interval: str) -> tuple[datetime, datetime]:
+    """[start, end) widened to whole periods: the first period's start to the last's end."""
+    zone = local_zone()
+    first = period_of(start, interval, zone)[0]
+    last = period_of(end - timedelta(microseconds=1), interval, zone)[1]
+    return first, last

@@ -236,7 +236,7 @@ def totals_get(
     if finish - begin > timedelta(days=settings.GASCAP_API_TOTALS_MAX_DAYS):
         raise Problem(422, "range-too-long", "the range is longer than the API allows")
     zone = totals.local_zone()
-    begin = totals.period_of(begin, interval, zone)[0]
+    begin, finish = totals.range_align(start=begin, end=finish, interval=interval)
     series_out = []
     for series in selectors.usage_point_series(point=point, flow=flow):
         info = selectors.series_describe(series)

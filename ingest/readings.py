@@ -40,6 +40,7 @@ from ingest.readings_resources import (
     summary_usage_point_href,
     usage_point_store,
 )
+from ingest.rollups import rollups_after_import, rollups_refresh
 from ingest.usage_point_binding import DocumentRefused, UsagePointBinding
 from ops.metrics import readings_stored_record
 
@@ -234,6 +235,10 @@ def document_import(
             fresh_series=frozenset(fresh_series),
             unique_rows=_unique_rows(doc.blocks, block_series),
         )
+        # Same transaction: the daily/monthly totals never disagree with the readings. A
+        # replay that changed no reading writes no rollup either.
+        if counts.new or counts.updated:
+            rollups_after_import(block_series=block_series, blocks=doc.blocks)
         result.readings_new = counts.new
         result.readings_updated = counts.updated
         result.readings_unchanged = counts.unchanged
@@ -298,6 +303,7 @@ def reading_type_attach(*, href: str, source: BinaryIO | IO[bytes] | str, now: d
                 series.save(update_fields=["reading_type"])
             else:
                 _series_merge_into(series, twin)
+                rollups_refresh(spans={twin.pk: None})
             resolved += 1
     return resolved
 

@@ -4,3 +4,4 @@ from __future__ import annotations
 
 from ingest.models.pipeline import *  # noqa: F403
 from ingest.models.readings import *  # noqa: F403
+from ingest.models.rollups import *  # noqa: F403

@@ -231,3 +231,20 @@ def test_bills_show_the_parsed_usage_summaries(reader, data):
         for b in bills
     )
     assert any(b["line_items"] for b in bills) or any(b["bill_last_period"] for b in bills)
+
+
+@pytest.mark.parametrize("interval", ["day", "month"])
+def test_stored_rollups_answer_what_the_readings_sum_to(data, interval):
+    from api.totals import series_totals_from_readings, series_totals_from_rollups
+    from ingest.models import MeterReading
+
+    start = datetime(2019, 1, 1, tzinfo=UTC)
+    end = datetime(2021, 1, 1, tzinfo=UTC)
+    for series in MeterReading.objects.all():
+        from_rollups = series_totals_from_rollups(
+            series=series, interval=interval, start=start, end=end
+        )
+        assert from_rollups == series_totals_from_readings(
+            series=series, interval=interval, start=start, end=end
+        )
+        assert from_rollups or not series.readings.exists()

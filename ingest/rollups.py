@@ -1,0 +1,184 @@
+"""Daily and monthly rollups of each series (ingest.models.rollups): kept equal to a
+recomputation from the readings, in the transaction that changed the readings.
+
+How: every change recomputes the touched local days of the touched series from the readings
+(a set-based aggregate per group of series sharing a span), then the months holding those days
+from the daily rows. Recomputing instead of adding deltas makes new, corrected and re-delivered
+(stale or out-of-order) readings all the same case, and a replay that changed nothing
+recomputes the same numbers.
+
+Callers: `ingest.readings.document_import` (one call after the merge, fed with the blocks'
+series and start spans), `reading_type_attach` (a units-unknown series merged into its twin)
+and `manage.py rollups_rebuild`. Days are local days of `GASCAP_LOCAL_TIME_ZONE` (PG&E's
+America/Los_Angeles, docs/pge-protocol.md): a reading counts in the day its start falls on,
+so a gas day starting 00:00:01 counts in that day.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate, TruncMonth
+
+from gascap.pge.espi_types import BlockRef
+from ingest.models import DailyRollup, IntervalReading, MeterReading, MonthlyRollup
+
+# Inclusive local days; None: the whole series.
+Span = tuple[date, date] | None
+BATCH = 2000
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(settings.GASCAP_LOCAL_TIME_ZONE)
+
+
+def _local_day(epoch: int | Decimal, zone: ZoneInfo) -> date:
+    return datetime.fromtimestamp(int(epoch), tz=UTC).astimezone(zone).date()
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=zone)
+
+
+def _first_of_next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def import_spans(*, block_series: Mapping[int, int], blocks: Iterable[BlockRef]) -> dict[int, Span]:
+    """The local days each series' blocks of one document touched.
+
+    A block whose starts did not come in increasing order has no trustworthy span (the parser
+    tracks first/last only for ordered blocks): its series is recomputed whole.
+    """
+    zone = _zone()
+    spans: dict[int, Span] = {}
+    for block in blocks:
+        series = block_series.get(block.number)
+        if series is None or not block.readings:
+            continue
+        if not block.ordered or block.first_start is None or block.last_start is None:
+            spans[series] = None
+            continue
+        if series in spans and spans[series] is None:
+            continue
+        low = _local_day(block.first_start, zone)
+        high = _local_day(block.last_start, zone)
+        current = spans.get(series)
+        spans[series] = (min(current[0], low), max(current[1], high)) if current else (low, high)
+    return spans
+
+
+def rollups_after_import(*, block_series: Mapping[int, int], blocks: Iterable[BlockRef]) -> None:
+    """The hook of `document_import`: refresh what one document's readings touched."""
+    rollups_refresh(spans=import_spans(block_series=block_series, blocks=blocks))
+
+
+def rollups_refresh(*, spans: Mapping[int, Span]) -> None:
+    """Recompute the rollups of each series over its span. Call in the readings' transaction."""
+    groups: dict[Span, list[int]] = defaultdict(list)
+    for series, span in spans.items():
+        groups[span].append(series)
+    zone = _zone()
+    with transaction.atomic():
+        for span, ids in groups.items():
+            for offset in range(0, len(ids), 500):
+                chunk = sorted(ids[offset : offset + 500])
+                _daily_refresh(chunk, span, zone)
+                _monthly_refresh(chunk, span)
+
+
+def _int(value: int | Decimal | None) -> int | None:
+    # PostgreSQL's SUM(bigint) is numeric (a Decimal here); the sums are integers.
+    return None if value is None else int(value)
+
+
+def _daily_refresh(ids: list[int], span: Span, zone: ZoneInfo) -> None:
+    readings = IntervalReading.objects.filter(meter_reading_id__in=ids)
+    stored = DailyRollup.objects.filter(series_id__in=ids)
+    if span is not None:
+        low, high = span
+        readings = readings.filter(
+            start__gte=_midnight(low, zone), start__lt=_midnight(high + timedelta(days=1), zone)
+        )
+        stored = stored.filter(day__gte=low, day__lte=high)
+    stored.delete()
+    rows = (
+        readings.order_by()
+        .annotate(local_day=TruncDate("start", tzinfo=zone))
+        .values("meter_reading_id", "local_day")
+        .annotate(
+            value_sum=Sum("value"),
+            n=Count("*"),
+            covered=Sum("duration"),
+            cost_sum=Sum("cost"),
+        )
+    )
+    DailyRollup.objects.bulk_create(
+        (
+            DailyRollup(
+                series_id=row["meter_reading_id"],
+                day=row["local_day"],
+                value_sum=_int(row["value_sum"]),
+                readings=row["n"],
+                covered_seconds=_int(row["covered"]),
+                cost_sum=_int(row["cost_sum"]),
+            )
+            for row in rows.iterator(chunk_size=BATCH)
+        ),
+        batch_size=BATCH,
+    )
+
+
+def _monthly_refresh(ids: list[int], span: Span) -> None:
+    days = DailyRollup.objects.filter(series_id__in=ids)
+    stored = MonthlyRollup.objects.filter(series_id__in=ids)
+    if span is not None:
+        low, high = span[0].replace(day=1), _first_of_next_month(span[1])
+        days = days.filter(day__gte=low, day__lt=high)
+        stored = stored.filter(month__gte=low, month__lt=high)
+    stored.delete()
+    rows = (
+        days.order_by()
+        .annotate(local_month=TruncMonth("day"))
+        .values("series_id", "local_month")
+        .annotate(
+            value_sum=Sum("value_sum"),
+            n=Sum("readings"),
+            covered=Sum("covered_seconds"),
+            cost_sum=Sum("cost_sum"),
+        )
+    )
+    MonthlyRollup.objects.bulk_create(
+        (
+            MonthlyRollup(
+                series_id=row["series_id"],
+                month=row["local_month"],
+                value_sum=_int(row["value_sum"]),
+                readings=_int(row["n"]),
+                covered_seconds=_int(row["covered"]),
+                cost_sum=_int(row["cost_sum"]),
+            )
+            for row in rows.iterator(chunk_size=BATCH)
+        ),
+        batch_size=BATCH,
+    )
+
+
+def rollups_rebuild(*, series_ids: Iterable[int] | None = None) -> int:
+    """Recompute every rollup of the given series (default: all), one transaction per 100
+    series; returns how many series were rebuilt."""
+    ids = (
+        sorted(series_ids)
+        if series_ids is not None
+        else list(MeterReading.objects.order_by("pk").values_list("pk", flat=True))
+    )
+    for offset in range(0, len(ids), 100):
+        rollups_refresh(spans=dict.fromkeys(ids[offset : offset + 100]))
+    return len(ids)
