@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from customers import services
+from customers.consent_events import consent_status_event
 from customers.models import Authorization, SubscriptionUsagePoint
 from customers.services import client_access_token
 from gascap.pge.errors import PgeError
@@ -56,6 +57,7 @@ def authorization_apply_info(
 ) -> None:
     """Copy PG&E's Authorization resource onto the row (periods, scope, status) and end the
     consent when PG&E's status or its authorized period says it ended."""
+    previous = authorization.status
     # A period is copied as a pair: a start without a representable end is open-ended.
     periods = (("authorized_start", "authorized_end"), ("published_start", "published_end"))
     for start, end in periods:
@@ -101,6 +103,7 @@ def authorization_apply_info(
     elif info.status == PGE_ACTIVE and authorization.status == Status.PENDING:
         authorization.status = Status.ACTIVE
     authorization.save()
+    consent_status_event(authorization=authorization, previous=previous, now=now)
     if info.usage_point_ids:
         usage_points_record(authorization=authorization, usage_point_ids=list(info.usage_point_ids))
 
@@ -116,11 +119,13 @@ def authorization_revoke(*, authorization_id: int, now: datetime) -> Authorizati
         )
     with transaction.atomic():
         authorization = Authorization.objects.select_for_update().get(pk=authorization_id)
+        previous = authorization.status
         authorization.status = Status.REVOKED
         authorization.tokens_erase()
         authorization.last_error = "Revoked by an operator."
         authorization.last_error_at = now
         authorization.save()
+        consent_status_event(authorization=authorization, previous=previous, now=now)
     logger.warning("Authorization %s revoked by an operator", authorization.pk)
     return authorization
 

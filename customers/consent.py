@@ -15,6 +15,7 @@ from django.db import transaction
 
 from customers import services
 from customers.authorization_sync import authorization_apply_info
+from customers.consent_events import consent_status_event
 from customers.consent_sessions import customer_for_external_id
 from customers.models import Authorization, ConsentState, Customer
 from customers.services import client_access_token, subscription_request_enqueue
@@ -100,6 +101,7 @@ def _consent_complete(
             .filter(subscription_id=subscription_id)
             .first()
         ) or Authorization(customer=customer, subscription_id=subscription_id)
+        previous = authorization.status if authorization.pk else None
         if state.consent_session_id and authorization.customer_id != customer.pk:
             # Whoever completed PG&E's login for this subscription through the app is its
             # user now: the consent follows the external_id of the latest session.
@@ -123,6 +125,7 @@ def _consent_complete(
             expires_at=answer.expires_at,
         )
         authorization.save()
+        consent_status_event(authorization=authorization, previous=previous, now=now)
 
     authorization_fetch_after_consent(authorization=authorization, now=now, sleep=sleep)
 

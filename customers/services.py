@@ -28,6 +28,7 @@ from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
+from customers.consent_events import consent_status_event
 from customers.models import Authorization, ClientToken, SubscriptionUsagePoint
 from gascap.crashpoints import crash_point
 from gascap.pge.errors import PgeAuthError, PgeError
@@ -91,10 +92,13 @@ def authorization_mark_needs_reconsent(
     *, authorization: Authorization, reason: str, now: datetime
 ) -> None:
     """Stop work for this consent and tell the operator why (admin row + one error log)."""
+    previous = authorization.status
     authorization.status = Status.NEEDS_RECONSENT
     authorization.last_error = reason[:ERROR_MAX_CHARS]
     authorization.last_error_at = now
-    authorization.save(update_fields=["status", "last_error", "last_error_at", "updated_at"])
+    with transaction.atomic():
+        authorization.save(update_fields=["status", "last_error", "last_error_at", "updated_at"])
+        consent_status_event(authorization=authorization, previous=previous, now=now)
     # Operator alert: an error-level log, once per transition.
     logger.error(
         "Authorization %s (subscription %s) needs re-consent: %s",

@@ -28,9 +28,11 @@ from gascap.pge.espi_types import (
     BlockRef,
     ReadingTypeInfo,
 )
+from ingest.events import import_events_emit
 from ingest.models import (
     MeterReading,
     UsagePoint,
+    UsageSummary,
 )
 from ingest.readings_merge import reading_sink, series_lock
 from ingest.readings_resources import (
@@ -219,11 +221,14 @@ def document_import(
                 if row.reading_type_id is None and row.reading_type_href:
                     missing[row.reading_type_href] = None
             block_series[block_number] = row.pk
+        new_bills: list[UsageSummary] = []
         for summary in doc.usage_summaries:
             up_href = summary_usage_point_href(summary, doc)
             owner = usage_point(up_href) if up_href else None
             if owner is not None:
-                summary_store(summary, owner, source_label=source_label, now=now)
+                stored, created = summary_store(summary, owner, source_label=source_label, now=now)
+                if created:
+                    new_bills.append(stored)
                 result.summaries += 1
 
         resolved = time.perf_counter()
@@ -239,6 +244,10 @@ def document_import(
         # replay that changed no reading writes no rollup either.
         if counts.new or counts.updated:
             rollups_after_import(block_series=block_series, blocks=doc.blocks)
+        # The app's webhooks (data.available, bill.available): outbox rows, same transaction.
+        import_events_emit(
+            block_series=block_series, blocks=doc.blocks, counts=counts, bills=new_bills, now=now
+        )
         result.readings_new = counts.new
         result.readings_updated = counts.updated
         result.readings_unchanged = counts.unchanged

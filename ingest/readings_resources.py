@@ -152,10 +152,11 @@ def summary_usage_point_href(summary: UsageSummaryInfo, doc: EspiDocument) -> st
 
 def summary_store(
     summary: UsageSummaryInfo, usage_point: UsagePoint, *, source_label: str, now: datetime
-) -> None:
+) -> tuple[UsageSummary, bool]:
+    """Store a billing-period summary; returns the row and whether it is new."""
     consumption = summary.overall_consumption
     key = summary.href or f"#billing/{summary.billing_start}/{summary.billing_duration}"
-    UsageSummary.objects.update_or_create(
+    return UsageSummary.objects.update_or_create(
         usage_point=usage_point,
         href=key[:500],
         billing_start=epoch(summary.billing_start),

@@ -58,6 +58,12 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         every_seconds=int(settings.GASCAP_INGEST_SWEEP_PERIOD),
     ),
     ScheduleSpec(
+        name="webhooks: sweep stuck deliveries",
+        task="webhooks.sweep",
+        description="Re-queue webhook deliveries the broker lost or a dead worker left.",
+        every_seconds=120,
+    ),
+    ScheduleSpec(
         name="ingest: gap audit",
         task="ingest.gap_audit",
         description="Find missing intervals and fetch exactly those days synchronously.",

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "ninja",
     "api",
     "ops",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -376,6 +377,17 @@ GASCAP_API_READINGS_MAX_PAGE_SIZE = env.int("GASCAP_API_READINGS_MAX_PAGE_SIZE",
 GASCAP_API_READINGS_MAX_PAGE_DAYS = env.int("GASCAP_API_READINGS_MAX_PAGE_DAYS", default=31)
 # Longest range one totals request may cover (days).
 GASCAP_API_TOTALS_MAX_DAYS = env.int("GASCAP_API_TOTALS_MAX_DAYS", default=3700)
+
+# --- Webhooks out to the company's app (webhooks/) ---------------------------------------
+# Seconds one delivery POST may take; tries before a delivery is FAILED; task runs without an
+# outcome before it is POISONED; full-jitter backoff between tries (base, cap in seconds).
+GASCAP_WEBHOOK_TIMEOUT = env.float("GASCAP_WEBHOOK_TIMEOUT", default=10.0)
+GASCAP_WEBHOOK_MAX_ATTEMPTS = env.int("GASCAP_WEBHOOK_MAX_ATTEMPTS", default=8)
+GASCAP_WEBHOOK_POISON_LIMIT = env.int("GASCAP_WEBHOOK_POISON_LIMIT", default=6)
+GASCAP_WEBHOOK_BACKOFF_BASE = env.float("GASCAP_WEBHOOK_BACKOFF_BASE", default=10.0)
+GASCAP_WEBHOOK_BACKOFF_CAP = env.float("GASCAP_WEBHOOK_BACKOFF_CAP", default=3600.0)
+# Plain-http endpoint URLs (local development only; production wants https).
+GASCAP_WEBHOOK_ALLOW_HTTP = env.bool("GASCAP_WEBHOOK_ALLOW_HTTP", default=False)
 
 # --- Ingest: notification webhook and pipeline (ingest/) -----------------------------------
 # Optional Basic credentials on the webhook, on top of the secret path segment: "user:password"

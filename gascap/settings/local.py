@@ -31,6 +31,8 @@ if GASCAP_PGE_ENVIRONMENT == "sandbox":
         "GASCAP_PGE_CLIENT_KEY", default=str(GASCAP_SANDBOX_CERT_DIR / "client.key")
     )
     GASCAP_PGE_THIRD_PARTY_ID = env.str("GASCAP_PGE_THIRD_PARTY_ID", default="50098")
+# Webhook receivers of an app under development listen on http://localhost.
+GASCAP_WEBHOOK_ALLOW_HTTP = env.bool("GASCAP_WEBHOOK_ALLOW_HTTP", default=True)
 # A company app under development on this machine may receive consent sessions' browsers.
 GASCAP_APP_RETURN_ORIGINS = env.list(
     "GASCAP_APP_RETURN_ORIGINS", default=["http://localhost:3000", "http://127.0.0.1:3000"]
