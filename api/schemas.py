@@ -27,6 +27,7 @@ class ConsentSessionIn(Schema):
     return_url: str = Field(
         min_length=1,
         max_length=2000,
+        pattern=r"^https?://[^\s]+$",
         description="where the browser goes after consent; its origin must be allowed",
     )
 

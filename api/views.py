@@ -68,7 +68,7 @@ api = GascapApi(
     openapi_url="/openapi.json",
 )
 
-ERRORS = {401: schemas.Problem, 403: schemas.Problem, 422: schemas.Problem}
+ERRORS = {400: schemas.Problem, 401: schemas.Problem, 403: schemas.Problem, 422: schemas.Problem}
 
 
 @api.exception_handler(Problem)
@@ -157,7 +157,7 @@ def _range(start: datetime | date, end: datetime | date) -> tuple[datetime, date
 
 @api.get(
     "/customers/{external_id}",
-    response={200: schemas.CustomerOut, **NOT_FOUND},
+    response={200: schemas.CustomerOut, **READ_ERRORS},
     auth=read_key,
     tags=["read"],
     summary="A customer of the app: consents and usage points",
@@ -172,7 +172,7 @@ def customer_get(request: HttpRequest, external_id: str) -> Any:
 
 @api.get(
     "/usage-points/{usage_point_id}",
-    response={200: schemas.UsagePointOut, **NOT_FOUND},
+    response={200: schemas.UsagePointOut, **READ_ERRORS},
     auth=read_key,
     tags=["read"],
     summary="A usage point: service, flows, intervals, coverage",
@@ -273,7 +273,7 @@ def totals_get(
 
 @api.get(
     "/usage-points/{usage_point_id}/bills",
-    response={200: schemas.BillsOut, **NOT_FOUND},
+    response={200: schemas.BillsOut, **READ_ERRORS},
     auth=read_key,
     tags=["read"],
     summary="PG&E's billing-period summaries (UsageSummary)",
