@@ -55,11 +55,20 @@ class UsagePointRef(Schema):
     service: str | None = Field(description="electricity, gas, water")
 
 
+class DataRetention(Schema):
+    purge_after: datetime | None = Field(
+        description="when the readings, totals and bills will be deleted (all consents "
+        "revoked and GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS set); null: kept"
+    )
+    purged_at: datetime | None = Field(description="when they were deleted; null: not deleted")
+
+
 class CustomerOut(Schema):
     external_id: str
     created_at: datetime
     consents: list[ConsentOut]
     usage_points: list[UsagePointRef]
+    data_retention: DataRetention
 
 
 class Coverage(Schema):

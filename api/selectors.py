@@ -27,6 +27,7 @@ from gascap.pge.espi_types import (
     SERVICE_KINDS,
     uom_label,
 )
+from ingest.data_retention import purge_after
 from ingest.models import MeterReading, UsagePoint, UsageSummary
 
 COST_EXPONENT = -5  # ESPI money: 10^-5 currency units (docs/espi-model.md §6)
@@ -230,6 +231,10 @@ def customer_describe(*, customer: Customer) -> dict[str, Any]:
         "created_at": customer.created_at,
         "consents": consents,
         "usage_points": points,
+        "data_retention": {
+            "purge_after": purge_after(customer),
+            "purged_at": customer.data_purged_at,
+        },
     }
 
 

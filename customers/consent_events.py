@@ -21,9 +21,14 @@ STATUS_EVENTS = {
 def consent_status_event(
     *, authorization: Authorization, previous: str | None, now: datetime
 ) -> None:
-    """Emit the event for the authorization's new status, if it changed to one that has one."""
+    """Emit the event for the authorization's new status, if it changed to one that has one,
+    and keep `revoked_at` (the retention clock) in step with the status."""
     if authorization.status == previous:
         return
+    revoked_at = now if authorization.status == Status.REVOKED else None
+    if authorization.revoked_at != revoked_at:
+        Authorization.objects.filter(pk=authorization.pk).update(revoked_at=revoked_at)
+        authorization.revoked_at = revoked_at
     event_type = STATUS_EVENTS.get(Status(authorization.status))
     if event_type is None:
         return

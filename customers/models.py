@@ -53,6 +53,9 @@ class Customer(models.Model):
     # The company's own id for this user (set by a consent session of the app API); NULL for
     # customers who consented through the plain /consent/start/ (NULLs do not collide).
     external_id = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    # When the retention job deleted this customer's readings, rollups and bills
+    # (GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS after the last consent was revoked).
+    data_purged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -137,6 +140,8 @@ class Authorization(TokenCarrier):
     refresh_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
+    # When the consent became REVOKED (None while it is not): the retention clock.
+    revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -58,6 +58,13 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         every_seconds=int(settings.GASCAP_INGEST_SWEEP_PERIOD),
     ),
     ScheduleSpec(
+        name="ingest: customer data retention",
+        task="ingest.customer_data_purge",
+        description="Delete revoked customers' data after GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS.",
+        hour=3,
+        minute=40,
+    ),
+    ScheduleSpec(
         name="webhooks: sweep stuck deliveries",
         task="webhooks.sweep",
         description="Re-queue webhook deliveries the broker lost or a dead worker left.",

@@ -94,6 +94,13 @@ def sweep_stuck() -> dict[str, int]:
     return {"notifications": report.notifications, "fetches": report.fetches}
 
 
+@shared_task(name="ingest.customer_data_purge")
+def customer_data_purge() -> dict[str, int]:
+    from ingest.data_retention import customer_data_retention_purge as purge
+
+    return purge(now=timezone.now())
+
+
 @shared_task(name="ingest.gap_audit")
 def gap_audit() -> dict[str, int]:
     created = data_requests.gap_audit(now=timezone.now())

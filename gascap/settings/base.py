@@ -378,6 +378,12 @@ GASCAP_API_READINGS_MAX_PAGE_DAYS = env.int("GASCAP_API_READINGS_MAX_PAGE_DAYS",
 # Longest range one totals request may cover (days).
 GASCAP_API_TOTALS_MAX_DAYS = env.int("GASCAP_API_TOTALS_MAX_DAYS", default=3700)
 
+# Days after a customer's last consent was revoked before its readings, rollups and bills are
+# deleted by the daily job of ingest/data_retention.py. Unset: keep them.
+GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS = env.int(
+    "GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS", default=None
+)
+
 # --- Webhooks out to the company's app (webhooks/) ---------------------------------------
 # Seconds one delivery POST may take; tries before a delivery is FAILED; task runs without an
 # outcome before it is POISONED; full-jitter backoff between tries (base, cap in seconds).
