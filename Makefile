@@ -6,7 +6,7 @@ SIZE ?= full
 PEERS ?=
 MINUTES ?= 30
 
-.PHONY: run test test-fast lint format bench bench-pipeline chaos soak demo migrate clean smoke lock
+.PHONY: run test test-fast lint format bench bench-pipeline bench-api chaos soak demo migrate clean smoke lock
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ chaos: venv
 # and database sessions must stay flat after the first 5 minutes.
 soak: venv
 	$(PY) -m bench.chaos.run --soak-minutes $(MINUTES)
+
+# The app API through Django's HTTP stack on the same data set (SIZE=small|full).
+bench-api: venv
+	$(PY) bench/api_bench.py --size $(SIZE)
 
 # The whole job end to end on this machine: consent, notification, fetch, storage.
 demo: venv

@@ -110,17 +110,23 @@ def series_totals_from_rollups(
         )
         key = "month"
     out = []
-    for row in rows.order_by(key):
-        day = getattr(row, key)
-        period_start, period_end = period_of(_local_midnight(day, zone), interval, zone)
+    # Plain tuples, not model instances: a year of days is read on every daily request.
+    values = rows.order_by(key).values_list(
+        key, "value_sum", "readings", "covered_seconds", "cost_sum"
+    )
+    for day, value, readings, covered, cost in values:
+        if interval == "day":
+            following = day + timedelta(days=1)
+        else:
+            following = (day + timedelta(days=32)).replace(day=1)
         out.append(
             PeriodTotal(
-                start=period_start,
-                end=period_end,
-                value=row.value_sum,
-                readings=row.readings,
-                covered_seconds=row.covered_seconds,
-                cost=row.cost_sum,
+                start=_local_midnight(day, zone),
+                end=_local_midnight(following, zone),
+                value=value,
+                readings=readings,
+                covered_seconds=covered,
+                cost=cost,
             )
         )
     return out

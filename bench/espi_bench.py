@@ -191,6 +191,8 @@ def child_main(action: str, path: str) -> None:
 
     if action == "reset":
         tables = (
+            "ingest_dailyrollup",
+            "ingest_monthlyrollup",
             "ingest_readingrevision",
             "ingest_intervalreading",
             "ingest_usagesummary",

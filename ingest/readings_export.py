@@ -56,6 +56,8 @@ def readings_export_rows(
     start: datetime | None = None,
     end: datetime | None = None,
     usage_point_pk: int | None = None,
+    series_pk: int | None = None,
+    limit: int | None = None,
 ) -> Iterator[tuple[str, ...]]:
     """Yield CSV rows (strings), streaming from the database in chunks.
 
@@ -66,6 +68,8 @@ def readings_export_rows(
         query = query.filter(meter_reading__usage_point__usage_point_id=usage_point_id)
     if usage_point_pk is not None:
         query = query.filter(meter_reading__usage_point_id=usage_point_pk)
+    if series_pk is not None:
+        query = query.filter(meter_reading_id=series_pk)
     if start is not None:
         query = query.filter(start__gte=start)
     if end is not None:
@@ -93,6 +97,8 @@ def readings_export_rows(
         "quality",
         "cost",
     )
+    if limit is not None:
+        query = query[:limit]
     for (
         up_id,
         service_kind,

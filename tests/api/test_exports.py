@@ -147,3 +147,13 @@ def test_espi_export_keeps_cost_and_quality(fixture_path, tmp_path):
     UsagePoint.objects.all().delete()
     call_command("import_espi", str(path))
     assert snapshot(target.usage_point_id) == before
+
+
+@pytest.mark.parametrize("exponent", [-8, -5, -3, -1, 0, 2])
+@pytest.mark.parametrize("value", [0, 1, -1, 7, -12345, 123456789012, -999999999])
+def test_fast_decimal_text_equals_the_decimal_format(exponent, value):
+    from decimal import Decimal
+
+    from api.exports import _decimal_formatter
+
+    assert _decimal_formatter(exponent)(value) == format(Decimal(value).scaleb(exponent), "f")
