@@ -5,7 +5,9 @@ free loopback ports, then for three demo customers (electric, electric with sola
 starts consent at gascap, approves on the sandbox's consent page, follows the redirect back to
 gascap's callback. gascap exchanges the code, requests data asynchronously, the sandbox
 notifies, the worker fetches, parses and stores. The demo waits for the readings, prints a
-table, and exits 0, or non-zero naming the step that failed. It stops every process it
+table, then reads each customer's daily totals back through the app API (`/api/v1/`, with an
+API key and the consent sessions the customers consented through), and exits 0, or non-zero
+naming the step that failed. It stops every process it
 started, whatever happens.
 
 Embedded default (SQLite, file broker) in a fresh `var/demo/`; PostgreSQL and Redis when
@@ -24,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
@@ -33,6 +36,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CUSTOMERS = ("electric", "solar", "gas")
 DEADLINE_SECONDS = 170  # the whole demo must finish within 3 minutes
+APP_ORIGIN = "http://localhost:3000"  # the company's app the consent sessions return to
 NOTIFY_TOKEN = "demo-notify-token"  # noqa: S105 (a throw-away local path segment, not a secret)
 
 
@@ -115,18 +119,33 @@ def demo_environment(var_dir: Path, web_port: int, sandbox_port: int) -> dict[st
         GASCAP_SANDBOX_NOTIFY_URL=f"http://127.0.0.1:{web_port}/pge/notify/{NOTIFY_TOKEN}/",
         # Two months of history keeps the demo within its 3 minutes at PG&E's 1 request/s.
         GASCAP_INGEST_INITIAL_HISTORY_DAYS="60",
+        # Where the consent sessions send the browser back (the company's app; not started).
+        GASCAP_APP_RETURN_ORIGINS=APP_ORIGIN,
         PYTHONUNBUFFERED="1",
     )
     return env
 
 
-def consent_through_sandbox(*, web: str, customer: str, ca_bundle: str) -> str:
-    """One customer's clicks: start at gascap, approve at PG&E, land back on gascap."""
+def consent_session_create(*, web: str, api_key: str, customer: str) -> str:
+    """The company's server asks gascap for a consent link for its user `demo-<customer>`."""
+    answer = requests.post(
+        f"{web}/api/v1/consent-sessions",
+        json={"external_id": f"demo-{customer}", "return_url": f"{APP_ORIGIN}/after-consent"},
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=20,
+    )
+    if answer.status_code != 201:
+        raise DemoFailed(f"consent session for {customer} answered {answer.status_code}")
+    return str(answer.json()["url"])
+
+
+def consent_through_sandbox(*, start_url: str, customer: str, ca_bundle: str) -> str:
+    """One customer's clicks: open the app's link at gascap, approve at PG&E, come back."""
     from sandbox.drive import consent_decide
 
     with requests.Session() as browser:
         browser.trust_env = False
-        start = browser.get(f"{web}/consent/start/", allow_redirects=False, timeout=20)
+        start = browser.get(start_url, allow_redirects=False, timeout=20)
         if start.status_code != 302:
             raise DemoFailed(f"consent start for {customer} answered {start.status_code}")
         callback = consent_decide(
@@ -194,6 +213,44 @@ def customer_report(key: str) -> CustomerReport | None:
         last=span["last"].isoformat() if span["last"] else "-",
         totals=totals,
     )
+
+
+def api_daily_totals(*, web: str, api_key: str, out: IO[str]) -> None:
+    """Each demo customer's last week of daily totals, read through the app API."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+
+    def get(path: str) -> dict:  # type: ignore[type-arg]
+        answer = requests.get(f"{web}/api/v1{path}", headers=headers, timeout=20)
+        if answer.status_code != 200:
+            raise DemoFailed(
+                f"GET /api/v1{path} answered {answer.status_code}: {answer.text[:200]}"
+            )
+        return answer.json()  # type: ignore[no-any-return]
+
+    out.write("\ndaily totals through the API (GET /api/v1/usage-points/{id}/totals)\n")
+    for key in DEMO_CUSTOMERS:
+        customer = get(f"/customers/demo-{key}")
+        if not customer["usage_points"]:
+            raise DemoFailed(f"the API lists no usage point for demo-{key}")
+        for point in customer["usage_points"]:
+            described = get(f"/usage-points/{point['id']}")
+            last = max(
+                (s["coverage"]["last"] for s in described["series"] if s["coverage"]["last"]),
+                default=None,
+            )
+            if last is None:
+                raise DemoFailed(f"the API shows no readings for demo-{key}")
+            end = date.fromisoformat(last[:10]) + timedelta(days=1)
+            start = end - timedelta(days=7)
+            totals = get(f"/usage-points/{point['id']}/totals?interval=day&start={start}&end={end}")
+            for series in totals["series"]:
+                days = ", ".join(
+                    f"{t['start'][:10]} {Decimal(t['value']).quantize(Decimal('0.001'))}"
+                    f"{'' if t['complete'] else '*'}"
+                    for t in series["totals"][-4:]
+                )
+                out.write(f"  demo-{key}/{series['flow']} ({series['unit']}): {days}\n")
+    out.write("  (* = the readings do not cover the whole local day)\n")
 
 
 def work_outstanding() -> int:
@@ -274,6 +331,14 @@ def run_demo(out: IO[str] = sys.stdout) -> int:
             processes,
         )
         ca_bundle = str(settings.GASCAP_PGE_CA_BUNDLE)
+        step = "create an API key"
+        from django.utils import timezone
+
+        from api.keys import api_key_create
+
+        _row, api_key = api_key_create(
+            name="make demo", scopes=["read", "consent"], now=timezone.now()
+        )
         wait_until(
             "the sandbox",
             lambda: (
@@ -284,8 +349,11 @@ def run_demo(out: IO[str] = sys.stdout) -> int:
         )
         for key in DEMO_CUSTOMERS:
             step = f"consent for the {key} customer"
-            done = consent_through_sandbox(web=web, customer=key, ca_bundle=ca_bundle)
-            out.write(f"  {key}: consent approved, back at {done}\n")
+            link = consent_session_create(web=web, api_key=api_key, customer=key)
+            done = consent_through_sandbox(start_url=link, customer=key, ca_bundle=ca_bundle)
+            if not done.startswith(f"{APP_ORIGIN}/after-consent?") or "status=active" not in done:
+                raise DemoFailed(f"the {key} consent came back to {done}")
+            out.write(f"  {key}: consent approved, back at the app: {done}\n")
         step = "receive notifications, fetch and store readings"
         stable: dict[str, int] = {}
 
@@ -302,6 +370,8 @@ def run_demo(out: IO[str] = sys.stdout) -> int:
         remaining = DEADLINE_SECONDS - (time.monotonic() - started)
         wait_until("readings for every demo customer", all_stored, max(remaining, 10), processes)
         print_table([customer_report(k) for k in DEMO_CUSTOMERS], out)
+        step = "read daily totals through the API"
+        api_daily_totals(web=web, api_key=api_key, out=out)
         out.write(f"\ndemo passed in {time.monotonic() - started:.0f}s\n")
         return 0
     except (DemoFailed, requests.RequestException) as exc:
