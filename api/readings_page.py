@@ -20,7 +20,6 @@ from django.conf import settings
 from django.db.models import Q
 
 from api.selectors import COST_EXPONENT, decimal_text, quality_words, series_describe
-from gascap.pge.espi_types import uom_label
 from ingest.models import IntervalReading, MeterReading
 
 
@@ -88,7 +87,6 @@ def readings_page(
     for series_id, moment, duration, value, quality, cost in rows:
         row, info = described[series_id]
         rt = row.reading_type
-        multiplier = rt.multiplier if rt is not None else 0
         if quality is None and rt is not None:
             quality = rt.default_quality
         data.append(
@@ -97,11 +95,12 @@ def readings_page(
                 "flow": info["flow"],
                 "start": moment,
                 "duration": duration,
-                "value": decimal_text(value, multiplier) if rt is not None else None,
-                "unit": uom_label(rt.uom) if rt is not None else None,
+                "value": decimal_text(value, info["value_exponent"]) if rt is not None else None,
+                "unit": info["unit"],
                 "raw_value": value,
                 "multiplier": rt.power_of_ten_multiplier if rt is not None else None,
                 "raw_unit": rt.uom if rt is not None else None,
+                "raw_unit_label": info["raw_unit"],
                 "quality": quality_words(quality),
                 "cost": decimal_text(cost, COST_EXPONENT),
             }

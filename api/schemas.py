@@ -84,7 +84,8 @@ class SeriesOut(Schema):
     id: int
     meter_reading_id: str
     flow: str = Field(description="delivered, received, net, ... or unknown")
-    unit: str | None
+    unit: str | None = Field(description="the unit of `value`s and totals: kWh, therm, ...")
+    raw_unit: str | None = Field(description="the unit PG&E's raw values count (e.g. Wh)")
     multiplier: int | None = Field(description="powerOfTenMultiplier of the raw values")
     interval_seconds: int | None
     commodity: str | None
@@ -107,10 +108,11 @@ class ReadingOut(Schema):
     start: datetime
     duration: int = Field(description="seconds")
     value: str | None = Field(description="exact decimal in `unit` (null: units unknown)")
-    unit: str | None
+    unit: str | None = Field(description="kWh for energy, therm for gas, else as sent")
     raw_value: int = Field(description="the integer PG&E sent")
-    multiplier: int | None
-    raw_unit: int | None = Field(description="ESPI uom code")
+    multiplier: int | None = Field(description="PG&E's powerOfTenMultiplier of raw_value")
+    raw_unit: int | None = Field(description="ESPI uom code of raw_value (72: Wh)")
+    raw_unit_label: str | None = Field(description="raw_unit in words")
     quality: str | None
     cost: str | None = Field(description="exact amount in the currency")
 

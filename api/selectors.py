@@ -44,6 +44,18 @@ def decimal_text(value: int | None, exponent: int) -> str | None:
     return format(Decimal(value).scaleb(exponent), "f")
 
 
+WH, THERM = 72, 169  # ESPI uom codes (docs/espi-model.md §4)
+
+
+def value_unit(uom: int | None, multiplier: int | None) -> tuple[str, int]:
+    """The unit the API states values in and the power of ten that turns a raw value into it:
+    energy in kWh (PG&E sends Wh x 10^multiplier), gas in therms, anything else as sent."""
+    exponent = multiplier or 0
+    if uom == WH:
+        return "kWh", exponent - 3
+    return uom_label(uom), exponent
+
+
 def code_label(table: dict[int, str], code: int | None) -> str:
     """The word for an ESPI code; an unknown code (the enumerations are open) as its number."""
     return "" if code is None else table.get(code, str(code))
@@ -123,11 +135,14 @@ def series_flow(series: MeterReading) -> str:
 
 def series_describe(series: MeterReading) -> dict[str, Any]:
     rt = series.reading_type
+    unit, exponent = value_unit(rt.uom, rt.multiplier) if rt is not None else (None, 0)
     return {
         "id": series.pk,
         "meter_reading_id": series.meter_reading_id,
         "flow": series_flow(series),
-        "unit": uom_label(rt.uom) if rt is not None else None,
+        "unit": unit,
+        "value_exponent": exponent,
+        "raw_unit": uom_label(rt.uom) if rt is not None else None,
         "multiplier": rt.multiplier if rt is not None else None,
         "interval_seconds": rt.interval_length if rt is not None else None,
         "commodity": (
@@ -283,10 +298,14 @@ def usage_point_bills(*, point: UsagePoint) -> list[dict[str, Any]]:
                 ),
                 "consumption": decimal_text(
                     summary.overall_consumption_value,
-                    summary.overall_consumption_multiplier or 0,
+                    value_unit(
+                        summary.overall_consumption_uom, summary.overall_consumption_multiplier
+                    )[1],
                 ),
                 "consumption_unit": (
-                    uom_label(summary.overall_consumption_uom)
+                    value_unit(
+                        summary.overall_consumption_uom, summary.overall_consumption_multiplier
+                    )[0]
                     if summary.overall_consumption_uom is not None
                     else None
                 ),

@@ -258,7 +258,7 @@ def totals_get(
     series_out = []
     for series in selectors.usage_point_series(point=point, flow=flow):
         info = selectors.series_describe(series)
-        multiplier = info["multiplier"] or 0
+        exponent = info["value_exponent"]
         rows = totals.series_totals(series=series, interval=interval, start=begin, end=finish)
         series_out.append(
             {
@@ -269,7 +269,7 @@ def totals_get(
                     {
                         "start": row.start,
                         "end": row.end,
-                        "value": selectors.decimal_text(row.value, multiplier)
+                        "value": selectors.decimal_text(row.value, exponent)
                         if info["units_known"]
                         else None,
                         "readings": row.readings,

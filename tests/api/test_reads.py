@@ -108,7 +108,9 @@ def test_readings_are_exact_decimals_with_raw_value_multiplier_unit_and_quality(
     assert first["raw_value"] == stored.value
     assert first["multiplier"] == -3
     assert first["raw_unit"] == 72
-    assert Decimal(first["value"]) == Decimal(stored.value).scaleb(-3)
+    # PG&E sends Wh x 10^-3; the API states kWh: raw x 10^(-3-3), exactly.
+    assert first["unit"] == "kWh" and first["raw_unit_label"] == "Wh"
+    assert Decimal(first["value"]) == Decimal(stored.value).scaleb(-6)
     assert isinstance(first["value"], str)
     assert first["flow"] == "delivered"
     assert first["quality"] in (None, "validated", "revenue quality", "valid") or first["quality"]
@@ -181,7 +183,8 @@ def test_daily_totals_follow_local_days_with_a_25_hour_autumn_day(reader, data):
         start__gte=datetime(2019, 11, 3, 7, tzinfo=UTC),
         start__lt=datetime(2019, 11, 4, 8, tzinfo=UTC),
     )
-    assert Decimal(days[1]["value"]) == Decimal(sum(r.value for r in stored)).scaleb(-3)
+    assert Decimal(days[1]["value"]) == Decimal(sum(r.value for r in stored)).scaleb(-6)
+    assert series["unit"] == "kWh"
 
 
 def test_hourly_totals_keep_both_one_oclock_hours_of_the_autumn_day(reader, data):
