@@ -5,8 +5,10 @@ Visibility: the app sees the customers that carry its `external_id` (consent ses
 the usage points of their consents; any other id answers 404 (`ResourceNotFound`), the same
 answer as an id that does not exist, so ids of other customers cannot be probed.
 
-A consent's usage points are ingest's UsagePoints whose self href ends
-`/Subscription/{SID}/UsagePoint/{UPID}` (docs/pge-protocol.md), as the admin links them.
+A consent's usage points are ingest's UsagePoints bound to it (`UsagePoint.authorization`, set
+by the fetch that stored them: docs/espi.md). A usage point an operator imported from a file
+has no binding; it belongs to the consent whose recorded usage points name its self href's
+`/Subscription/{SID}/UsagePoint/{UPID}` (docs/pge-protocol.md).
 """
 
 from __future__ import annotations
@@ -86,14 +88,23 @@ def customer_usage_points(*, customer: Customer) -> QuerySet[UsagePoint]:
             authorization__customer=customer, authorization__subscription_id__isnull=False
         ).values_list("authorization__subscription_id", "usage_point_id")
     )
-    return UsagePoint.objects.filter(_usage_point_filter(links)).order_by("pk")
+    unbound = Q(authorization__isnull=True) & _usage_point_filter(links)
+    return UsagePoint.objects.filter(Q(authorization__customer=customer) | unbound).order_by("pk")
 
 
 def usage_point_get(*, usage_point_pk: int) -> UsagePoint:
     """A usage point of one of the app's customers (else ResourceNotFound)."""
-    point = UsagePoint.objects.filter(pk=usage_point_pk).first()
+    point = (
+        UsagePoint.objects.filter(pk=usage_point_pk)
+        .select_related("authorization__customer")
+        .first()
+    )
     if point is None:
         raise ResourceNotFound("usage point")
+    if point.authorization is not None:
+        if point.authorization.customer.external_id is None:
+            raise ResourceNotFound("usage point")
+        return point
     href = point.href.rstrip("/")
     parts = href.split("/")
     try:

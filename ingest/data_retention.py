@@ -43,13 +43,15 @@ def purge_after(customer: Customer) -> datetime | None:
 
 
 def customer_usage_points(customer: Customer) -> list[UsagePoint]:
+    """Bound to the customer's consents, or (operator imports, unbound) named by them."""
     query = Q(pk__in=[])
     for subscription_id, usage_point_id in SubscriptionUsagePoint.objects.filter(
         authorization__customer=customer, authorization__subscription_id__isnull=False
     ).values_list("authorization__subscription_id", "usage_point_id"):
         suffix = f"/Subscription/{subscription_id}/UsagePoint/{usage_point_id}"
         query |= Q(href__endswith=suffix) | Q(href__endswith=suffix + "/")
-    return list(UsagePoint.objects.filter(query))
+    unbound = Q(authorization__isnull=True) & query
+    return list(UsagePoint.objects.filter(Q(authorization__customer=customer) | unbound))
 
 
 def customer_data_purge(*, customer: Customer, now: datetime) -> int:

@@ -251,3 +251,19 @@ def test_stored_rollups_answer_what_the_readings_sum_to(data, interval):
             series=series, interval=interval, start=start, end=end
         )
         assert from_rollups or not series.readings.exists()
+
+
+def test_a_bound_usage_point_belongs_to_its_consent_not_to_its_href(reader, data):
+    """The binding set by the fetch decides (docs/espi.md); the href is only the fallback for
+    files an operator imported."""
+    electric = point("5391320451")
+    plain = Authorization.objects.get(subscription_id="86653")  # a customer without external_id
+    UsagePoint.objects.filter(pk=electric.pk).update(authorization=plain)
+    assert reader.get(f"/api/v1/usage-points/{electric.pk}").status_code == 404
+    listed = ok(reader.get("/api/v1/customers/user-1"))["usage_points"]
+    assert electric.pk not in [p["id"] for p in listed]
+    owner = Authorization.objects.get(subscription_id="1")  # user-2's consent
+    UsagePoint.objects.filter(pk=electric.pk).update(authorization=owner)
+    assert reader.get(f"/api/v1/usage-points/{electric.pk}").status_code == 200
+    listed = ok(reader.get("/api/v1/customers/user-2"))["usage_points"]
+    assert electric.pk in [p["id"] for p in listed]
