@@ -28,6 +28,20 @@ def full_key(db) -> str:
 
 
 @pytest.fixture
+def keep_connection():
+    """As Django's test client does: the WSGI app must not close the test's database
+    connection at the start or end of each request (PostgreSQL with CONN_MAX_AGE=0 would)."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
+
+
+@pytest.fixture
 def origins(settings):
     settings.GASCAP_APP_RETURN_ORIGINS = ["http://localhost:3000"]
 
@@ -39,7 +53,7 @@ def origins(settings):
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_every_operation_conforms_to_the_document(case, data, full_key, origins):  # noqa: F811
+def test_every_operation_conforms_to_the_document(case, data, full_key, origins, keep_connection):  # noqa: F811
     # Rules a schema cannot express answer 422 to schema-valid input by design: a return_url
     # off the configured allow-list, `end` before `start`, a range or page span too long, a
     # cursor this server did not make. Every other check (server errors, undocumented status
