@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingest', '0003_data_binding_out_of_order'),
+        ('ingest', '0004_runner_heartbeat'),
     ]
 
     operations = [
