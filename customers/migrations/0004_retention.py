@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0002_consent_sessions'),
+        ('customers', '0003_authorization_refresh_sent_at'),
     ]
 
     operations = [
