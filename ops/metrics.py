@@ -105,9 +105,9 @@ def token_refresh_record(*, failure: BaseException | None) -> None:
 
 
 def webhook_delivery_record(*, outcome: str) -> None:
-    """Hook for the outgoing app webhooks (the app API's deliveries): call once per delivery
-    attempt with "delivered", "failed" or "poisoned". Not called by anything on this branch
-    yet: the outgoing webhooks are not on main."""
+    """One outgoing app webhook attempt's outcome (`webhooks.delivery`): "delivered",
+    "retrying", "failed" (attempts used up), or "poisoned" (claimed too often without an
+    outcome)."""
     WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
 
 

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from ingest.backoff import backoff_delay
+from ops.metrics import webhook_delivery_record
 from webhooks.endpoints import endpoint_secret
 from webhooks.models import WebhookAttempt, WebhookDelivery
 from webhooks.outbox import delivery_enqueue
@@ -54,6 +55,7 @@ def _claim(delivery_id: int, now: datetime) -> WebhookDelivery | None:
             delivery.last_error = f"claimed {delivery.runs} times without an outcome (poison limit)"
             delivery.save(update_fields=["runs", "status", "last_error"])
             logger.error("webhook delivery %s poisoned", delivery.pk)
+            webhook_delivery_record(outcome="poisoned")
             return None
         delivery.save(update_fields=["runs"])
     return delivery
@@ -166,6 +168,7 @@ def _record(
             transaction.on_commit(
                 lambda: delivery_enqueue(delivery_id=delivery_id, countdown=countdown)
             )
+    webhook_delivery_record(outcome=str(delivery.status).lower())
     return SendOutcome(status=delivery.status, status_code=status_code, retry_in=retry_in)
 
 

@@ -135,6 +135,14 @@ def test_delivery_is_signed_and_verifies_with_the_reference_library(endpoint, re
     assert len(receiver.requests) == 1
 
 
+def _delivered_metric(outcome: str) -> float:
+    """`gascap_webhook_deliveries_total{outcome}` in this process (ops.metrics)."""
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("gascap_webhook_deliveries_total", {"outcome": outcome})
+    return value or 0.0
+
+
 def test_failures_retry_with_capped_jittered_backoff_then_fail(
     endpoint, receiver, published, settings, django_capture_on_commit_callbacks
 ):
@@ -144,6 +152,7 @@ def test_failures_retry_with_capped_jittered_backoff_then_fail(
     receiver.statuses = [500, 503, 500]
     delivery = event_emit(type="bill.available", data={}, now=NOW).deliveries.get()
     published.clear()
+    before = {o: _delivered_metric(o) for o in ("retrying", "failed")}
     for attempt in range(3):
         with django_capture_on_commit_callbacks(execute=True):
             outcome = delivery_send(delivery_id=delivery.pk, now=timezone.now())
@@ -157,6 +166,8 @@ def test_failures_retry_with_capped_jittered_backoff_then_fail(
     assert delivery.attempts == 3 and delivery.last_status_code == 500
     assert [a.status_code for a in WebhookAttempt.objects.order_by("pk")] == [500, 503, 500]
     assert len(receiver.requests) == 3
+    assert _delivered_metric("retrying") - before["retrying"] == 2
+    assert _delivered_metric("failed") - before["failed"] == 1
 
 
 def test_redirects_and_dead_receivers_are_failures_not_followed(receiver, published, settings):
@@ -178,7 +189,9 @@ def test_a_row_claimed_too_often_without_an_outcome_is_poisoned(endpoint, publis
     delivery = event_emit(type="bill.available", data={}, now=NOW).deliveries.get()
     # Two runs that died mid-send: claimed (RUNNING), then handed back by the sweeper.
     WebhookDelivery.objects.filter(pk=delivery.pk).update(runs=2)
+    poisoned = _delivered_metric("poisoned")
     assert delivery_send(delivery_id=delivery.pk, now=timezone.now()) is None
+    assert _delivered_metric("poisoned") == poisoned + 1
     delivery.refresh_from_db()
     assert delivery.status == Status.POISONED and "poison" in delivery.last_error
 
