@@ -400,6 +400,17 @@ def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
             error=_excerpt(exc),
             with_traceback=True,
         )
+    _save_ingested(
+        fetch, size=size, result=result, problems=problems, traceback="", runner_task_id=""
+    )
+    logger.info("fetch %s ingested: %s", fetch.pk, result.summary_line())
+    return FetchRunResult(status=Fetch.Status.INGESTED)
+
+
+def _save_ingested(
+    fetch: Fetch, *, size: int, result: ImportResult, problems: list[str], **extra: object
+) -> None:
+    """The row of a document imported whole: its byte count and what the import did."""
     _save(
         fetch,
         status=Fetch.Status.INGESTED,
@@ -412,11 +423,8 @@ def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
         usage_points_skipped=result.usage_points_skipped,
         reason="incomplete_units" if problems else "",
         error="\n".join(problems)[:2000],
-        traceback="",
-        runner_task_id="",
+        **extra,
     )
-    logger.info("fetch %s ingested: %s", fetch.pk, result.summary_line())
-    return FetchRunResult(status=Fetch.Status.INGESTED)
 
 
 def _fail(
@@ -536,18 +544,6 @@ def fetch_record_answer(*, kind: str, subscription_id: str, answer, now: datetim
         logger.exception("fetch %s: importing a data request's answer failed", fetch.pk)
         _fail(fetch, now=now, reason=f"error_{type(exc).__name__}"[:64], error=_excerpt(exc))
     else:
-        _save(
-            fetch,
-            status=Fetch.Status.INGESTED,
-            finished_at=timezone.now(),
-            bytes_received=size,
-            readings_new=result.readings_new,
-            readings_updated=result.readings_updated,
-            readings_unchanged=result.readings_unchanged,
-            readings_stale=result.readings_stale,
-            usage_points_skipped=result.usage_points_skipped,
-            reason="incomplete_units" if problems else "",
-            error="\n".join(problems)[:2000],
-        )
+        _save_ingested(fetch, size=size, result=result, problems=problems)
     fetch.refresh_from_db()
     return fetch
