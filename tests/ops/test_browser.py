@@ -103,9 +103,14 @@ def _data(now: datetime) -> tuple[UsagePoint, int, int]:
 
 
 @pytest.fixture
-def seeded(transactional_db):  # type: ignore[no-untyped-def]
+def seeded(transactional_db, settings, tmp_path):  # type: ignore[no-untyped-def]
     """The data, written before the browser starts (Playwright's sync API runs an event loop
-    in this thread, where Django refuses database calls)."""
+    in this thread, where Django refuses database calls), and a client certificate for the
+    dashboard's days-left figure (the sandbox's, as `make run` has)."""
+    from sandbox.certs import certs_ensure
+
+    certs, _ = certs_ensure(directory=tmp_path / "certs")
+    settings.GASCAP_PGE_CLIENT_CERT = str(certs.client_cert)
     now = timezone.now()
     point, days_with_data, missing = _data(now)
     get_user_model().objects.create_superuser(
@@ -156,6 +161,7 @@ def test_dashboard_and_usage_point_page_render_with_data(seeded, live_server, br
     failed_link = page.locator("#dash-fetches a", has_text="failed").first.get_attribute("href")
     assert "status__exact=FAILED" in failed_link and "created_at__gte=" in failed_link
     assert "Grace Hopper" in page.locator("#dash-attention").inner_text()
+    assert "day(s) left" in page.locator("#dash-certificate").inner_text()
     dashboard_png = SCREENSHOTS / "admin-dashboard.png"
     page.screenshot(path=str(dashboard_png), full_page=True)
 
