@@ -55,6 +55,10 @@ class GascapApi(NinjaAPI):
         return schema
 
 
+# The flow names a series answers to (`selectors.series_flow`: ESPI flowDirection in words),
+# one set for every endpoint that filters by flow.
+FlowName = Literal["delivered", "received", "net", "total", "unknown"]
+
 api = GascapApi(
     title="gascap app API",
     version="1",
@@ -210,7 +214,7 @@ def readings_get(
     usage_point_id: int,
     start: datetime | date,
     end: datetime | date,
-    flow: Literal["delivered", "received", "net", "total", "unknown"] | None = None,
+    flow: FlowName | None = None,
     cursor: str | None = None,
     limit: int | None = Query(None, ge=1),
 ) -> Any:
@@ -247,7 +251,7 @@ def totals_get(
     interval: Literal["hour", "day", "month"],
     start: datetime | date,
     end: datetime | date,
-    flow: Literal["delivered", "received", "net", "total", "unknown"] | None = None,
+    flow: FlowName | None = None,
 ) -> Any:
     point = _point(usage_point_id)
     begin, finish = _range(start, end)
