@@ -179,6 +179,23 @@ class Stack:
         )
         return f"{self.sandbox.api_base}Batch/Subscription/{self.sid}?correlationID={correlation}"
 
+    def subscription_fetch_new(self, *, days_back: int) -> int:
+        """A new PENDING fetch row for a fresh correlation of this subscription (not yet
+        queued): what processing a notification that names it would create."""
+        from django.utils import timezone
+
+        from ingest.models import Fetch
+        from ingest.notifications import fetch_open_or_create
+
+        fetch, created = fetch_open_or_create(
+            url=self.subscription_url(days_back=days_back),
+            kind=Fetch.Kind.SUBSCRIPTION,
+            subscription_id=self.sid,
+            now=timezone.now(),
+        )
+        assert created
+        return fetch.pk
+
     def data_requests(self) -> list[object]:
         """The sandbox's recorded requests to the resource API (not token, not control)."""
         return [r for r in self.sandbox.state.requests_list() if "/GreenButtonConnect/" in r.path]

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.utils import timezone
 
 from ingest.models import Fetch, FetchAttempt, IntervalReading, ReadingRevision
-from ingest.notifications import fetch_enqueue, fetch_open_or_create
+from ingest.notifications import fetch_enqueue
 from tests.reliability.conftest import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -25,13 +24,7 @@ def test_second_delivery_while_running_is_a_fast_no_op(stack, redis_db, procs):
 
     worker = procs.worker(stack.env, pool="prefork", concurrency=2)
     assert worker.poll() is None
-    fetch, created = fetch_open_or_create(
-        url=stack.subscription_url(days_back=3),
-        kind=Fetch.Kind.SUBSCRIPTION,
-        subscription_id=stack.sid,
-        now=timezone.now(),
-    )
-    assert created
+    fetch = Fetch.objects.get(pk=stack.subscription_fetch_new(days_back=3))
     stack.sandbox.state.fault_add(Fault(kind="slow", subscription_id=stack.sid, seconds=3))
     assert fetch_enqueue(fetch_id=fetch.pk)
     wait_for(

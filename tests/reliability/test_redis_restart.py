@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ingest import fetches
 from ingest.models import Fetch, IntervalReading, ReadingRevision
-from ingest.notifications import fetch_enqueue, fetch_open_or_create
+from ingest.notifications import fetch_enqueue
 from tests.reliability.conftest import (
     SWEEP_PERIOD,
     Sweeper,
@@ -35,23 +35,14 @@ WINDOWS = list(range(2, 14))  # days back, one day each
 STOPS = 3
 
 
-def _queue(stack, days_back: int) -> int:
-    fetch, created = fetch_open_or_create(
-        url=stack.subscription_url(days_back=days_back),
-        kind=Fetch.Kind.SUBSCRIPTION,
-        subscription_id=stack.sid,
-        now=timezone.now(),
-    )
-    assert created
-    return fetch.pk
-
-
 @pytest.mark.timeout(240)
 def test_workers_survive_redis_restarts_and_lose_nothing(stack, private_redis, procs):
     from sandbox.faults import Fault
 
     for days_back in WINDOWS:
-        result = fetches.fetch_run(fetch_id=_queue(stack, days_back), now=timezone.now())
+        result = fetches.fetch_run(
+            fetch_id=stack.subscription_fetch_new(days_back=days_back), now=timezone.now()
+        )
         assert result.status == Fetch.Status.INGESTED, result
     golden = readings_checksum()
     assert golden[0] > 0
@@ -68,7 +59,7 @@ def test_workers_survive_redis_restarts_and_lose_nothing(stack, private_redis, p
     stack.sandbox.state.fault_add(
         Fault(kind="slow", subscription_id=stack.sid, times=None, seconds=1.0)
     )
-    ids = [_queue(stack, days_back) for days_back in WINDOWS]
+    ids = [stack.subscription_fetch_new(days_back=days_back) for days_back in WINDOWS]
     for fetch_id in ids:
         assert fetch_enqueue(fetch_id=fetch_id)
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from ingest import fetches
 from ingest.models import Fetch, FetchAttempt, IntervalReading, ReadingRevision
-from ingest.notifications import fetch_enqueue, fetch_open_or_create
+from ingest.notifications import fetch_enqueue
 from tests.reliability.conftest import (
     HEARTBEAT_STALE,
     SWEEP_PERIOD,
@@ -39,23 +39,17 @@ DAYS_BACK = 3
 SLOW_SURVIVOR = HEARTBEAT_STALE + SWEEP_PERIOD + 1
 
 
-def _queue(stack) -> int:
-    fetch, created = fetch_open_or_create(
-        url=stack.subscription_url(days_back=DAYS_BACK),
-        kind=Fetch.Kind.SUBSCRIPTION,
-        subscription_id=stack.sid,
-        now=timezone.now(),
-    )
-    assert created
-    return fetch.pk
-
-
 @pytest.mark.timeout(150)
 def test_whole_worker_killed_mid_fetch_is_taken_over_within_two_sweeps(stack, redis_db, procs):
     from sandbox.faults import Fault
 
     # Golden: the same window (a fresh correlation) fetched and imported in this process.
-    assert fetches.fetch_run(fetch_id=_queue(stack), now=timezone.now()).status == "INGESTED"
+    assert (
+        fetches.fetch_run(
+            fetch_id=stack.subscription_fetch_new(days_back=DAYS_BACK), now=timezone.now()
+        ).status
+        == "INGESTED"
+    )
     golden = readings_checksum()
     assert golden[0] > 0
     IntervalReading.objects.all().delete()
@@ -71,7 +65,7 @@ def test_whole_worker_killed_mid_fetch_is_taken_over_within_two_sweeps(stack, re
     stack.sandbox.state.fault_add(
         Fault(kind="slow", subscription_id=stack.sid, times=1, seconds=15.0)
     )
-    fetch_id = _queue(stack)
+    fetch_id = stack.subscription_fetch_new(days_back=DAYS_BACK)
     assert fetch_enqueue(fetch_id=fetch_id)
 
     # In flight: the sandbox has taken the fault, i.e. it is holding the worker's GET.

@@ -20,24 +20,13 @@ from django.utils import timezone
 
 from ingest import fetches
 from ingest.models import Fetch, IntervalReading, ReadingRevision
-from ingest.notifications import fetch_enqueue, fetch_open_or_create
+from ingest.notifications import fetch_enqueue
 from tests.reliability.conftest import readings_checksum, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 WINDOWS = [2, 3, 4, 5]  # days back, one day each
 KILLS = 3
-
-
-def _queue(stack, days_back: int) -> int:
-    fetch, created = fetch_open_or_create(
-        url=stack.subscription_url(days_back=days_back),
-        kind=Fetch.Kind.SUBSCRIPTION,
-        subscription_id=stack.sid,
-        now=timezone.now(),
-    )
-    assert created
-    return fetch.pk
 
 
 def _pool_children(main_pid: int) -> list[int]:
@@ -53,7 +42,9 @@ def test_killed_pool_child_loses_and_duplicates_nothing(stack, redis_db, procs):
 
     # Golden: the same windows (fresh correlations) fetched and imported in this process.
     for days_back in WINDOWS:
-        result = fetches.fetch_run(fetch_id=_queue(stack, days_back), now=timezone.now())
+        result = fetches.fetch_run(
+            fetch_id=stack.subscription_fetch_new(days_back=days_back), now=timezone.now()
+        )
         assert result.status == Fetch.Status.INGESTED, result
     golden = readings_checksum()
     assert golden[0] > 0
@@ -65,7 +56,7 @@ def test_killed_pool_child_loses_and_duplicates_nothing(stack, redis_db, procs):
     stack.sandbox.state.fault_add(
         Fault(kind="slow", subscription_id=stack.sid, times=None, seconds=1.0)
     )
-    ids = [_queue(stack, days_back) for days_back in WINDOWS]
+    ids = [stack.subscription_fetch_new(days_back=days_back) for days_back in WINDOWS]
     for fetch_id in ids:
         assert fetch_enqueue(fetch_id=fetch_id)
 
