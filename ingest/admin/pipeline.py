@@ -1,77 +1,19 @@
-"""ingest's admin: notifications and fetches (read-only, with attempts, errors, timings and
-a confirmed "replay" action that needs its own permission — `ingest.replay_notification` /
-`ingest.replay_fetch` — re-queues, never runs inline, and writes a LogEntry per row). The
-reading storage's admin is in `ingest.admin_readings`, registered from here. Nothing here
-holds a token: notifications are stored without credential headers and fetches carry ids."""
+"""The pipeline records' admin: notifications and fetches (read-only, with attempts, errors,
+timings and a confirmed "replay" action that needs its own permission —
+`ingest.replay_notification` / `ingest.replay_fetch` — re-queues, never runs inline, and
+writes a LogEntry per row). Nothing here holds a token: notifications are stored without
+credential headers and fetches carry ids."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from ingest.admin.base import ReadOnlyAdmin, ReadOnlyInline, replay_confirmed
 from ingest.models import Fetch, FetchAttempt, Notification
 from ingest.sweeper import fetches_replay, notifications_replay
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records are written by the pipeline only; operators look and replay."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-def _confirm_replay(
-    modeladmin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet,
-    *,
-    what: str,
-    action: str,
-    replay: Any,
-) -> HttpResponse | None:
-    if request.POST.get("confirm") != "yes":
-        return TemplateResponse(
-            request,
-            "admin/ingest/replay_confirm.html",
-            {
-                **modeladmin.admin_site.each_context(request),
-                "objects": list(queryset),
-                "what": what,
-                "action": action,
-                "title": f"Replay {what}",
-            },
-        )
-    rows = list(queryset)
-    count = replay([row.pk for row in rows])
-    for row in rows:
-        modeladmin.log_change(request, row, "Replayed (re-queued)")
-    modeladmin.message_user(
-        request, f"Re-queued {count} of {len(rows)} {what}.", level=messages.SUCCESS
-    )
-    return None
 
 
 class FetchInline(ReadOnlyInline):
@@ -131,7 +73,7 @@ class NotificationAdmin(ReadOnlyAdmin):
         description="Replay (re-queue) the selected notifications", permissions=["replay"]
     )
     def replay(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        return _confirm_replay(
+        return replay_confirmed(
             self,
             request,
             queryset,
@@ -212,7 +154,7 @@ class FetchAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Replay (re-queue) the selected fetches", permissions=["replay"])
     def replay(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        return _confirm_replay(
+        return replay_confirmed(
             self,
             request,
             queryset,
@@ -220,7 +162,3 @@ class FetchAdmin(ReadOnlyAdmin):
             action="replay",
             replay=lambda ids: fetches_replay(fetch_ids=ids),
         )
-
-
-# The reading storage's admin registers itself on import (it subclasses the bases above).
-from ingest import admin_readings  # noqa: E402, F401

@@ -1,15 +1,11 @@
-"""ingest's admin for the reading storage: usage points (with their subscription, customer
-and data coverage), series, reading types and revisions, all read-only. ESPI codes show in
-words as "label (code)" (`gascap.pge.espi_types`, docs/espi-model.md §4: the enumerations are open,
-so unknown codes show as the number) and times in PG&E's local zone (`gascap.middleware`).
-Registered by `ingest.admin`, which holds the pipeline records' admin."""
+"""The reading storage's admin: usage points (with their subscription, customer and data
+coverage), series, reading types and revisions, all read-only. How codes, units and times
+read is in `ingest.admin.display`."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib import admin
@@ -17,28 +13,26 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 
 from gascap.pge.espi_types import (
-    ACCUMULATIONS,
-    COMMODITIES,
-    CURRENCIES,
-    DATA_QUALIFIERS,
-    FLOW_DIRECTIONS,
-    MEASUREMENT_KINDS,
-    MEASURING_PERIODS,
-    MULTIPLIERS,
-    PHASES,
     QUALITIES,
     SERVICE_KINDS,
-    TIME_ATTRIBUTES,
     UOM_LABELS,
     code_label,
     duration_describe,
-    reading_type_describe,
 )
-from ingest.admin import ReadOnlyAdmin, ReadOnlyInline
+from ingest.admin.base import ReadOnlyAdmin, ReadOnlyInline
+from ingest.admin.display import (
+    RT_CODES,
+    code_filter,
+    local_text,
+    local_zone,
+    reading_type_text,
+    rt_code_display,
+    scaled,
+    series_text,
+)
 from ingest.data_requests import series_missing_days
 from ingest.models import IntervalReading, MeterReading, ReadingRevision, ReadingType, UsagePoint
 from ops.usage_page import (
@@ -50,67 +44,6 @@ from ops.usage_page import (
 
 if TYPE_CHECKING:
     from customers.models import Authorization
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(settings.GASCAP_LOCAL_TIME_ZONE)
-
-
-def local_text(moment: Any) -> str:
-    """A stored (UTC) instant in PG&E's local time, e.g. "2026-03-01 00:00 PST"."""
-    if moment is None:
-        return "-"
-    if isinstance(moment, str):  # SQLite hands some aggregates back as text
-        moment = parse_datetime(moment)
-    return timezone.localtime(moment, _zone()).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _scaled(value: int, exponent: int) -> str:
-    """value x 10^exponent exactly, without float (PG&E gas multiplier -8, money -5)."""
-    return format(Decimal(value).scaleb(exponent), "f")
-
-
-def code_filter(field: str, table: dict[int, str], title: str) -> type[admin.SimpleListFilter]:
-    """A list filter over the codes present in `field`, each shown as "label (code)"."""
-
-    class CodeFilter(admin.SimpleListFilter):
-        parameter_name = field
-
-        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-            rows = model_admin.model.objects.order_by().values_list(field, flat=True).distinct()
-            return [
-                (str(c), code_label(table, c)) for c in sorted(c for c in rows if c is not None)
-            ]
-
-        def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-            value = self.value()
-            if value is None:
-                return queryset
-            if not value.lstrip("-").isdigit():
-                return queryset.none()
-            return queryset.filter(**{field: int(value)})
-
-    CodeFilter.title = title
-    return CodeFilter
-
-
-def reading_type_text(rt: ReadingType | None) -> str:
-    if rt is None:
-        return "units unknown (ReadingType not received yet)"
-    return reading_type_describe(
-        uom=rt.uom,
-        multiplier=rt.power_of_ten_multiplier,
-        flow_direction=rt.flow_direction,
-        interval=rt.interval_length,
-    )
-
-
-def series_text(series: MeterReading) -> str:
-    """A series as an operator reads it: usage point, MeterReading id and its units."""
-    return (
-        f"{series.usage_point.usage_point_id} / {series.meter_reading_id}: "
-        f"{reading_type_text(series.reading_type)}"
-    )
 
 
 class MeterReadingInline(ReadOnlyInline):
@@ -218,7 +151,7 @@ class UsagePointAdmin(ReadOnlyAdmin):
 
     @admin.display(description="days with gaps (audit window)")
     def missing_days(self, obj: UsagePoint) -> str:
-        last_day = timezone.localdate(timezone=_zone()) - timedelta(days=2)
+        last_day = timezone.localdate(timezone=local_zone()) - timedelta(days=2)
         first_day = last_day - timedelta(days=int(settings.GASCAP_INGEST_GAP_AUDIT_DAYS) - 1)
         days: set = set()
         for series in obj.series.select_related("reading_type"):
@@ -275,9 +208,9 @@ class MeterReadingAdmin(ReadOnlyAdmin):
                 local_text(start),
                 duration_describe(duration),
                 value,
-                f"{_scaled(value, multiplier)} {unit}".strip() if rt else "-",
+                f"{scaled(value, multiplier)} {unit}".strip() if rt else "-",
                 code_label(QUALITIES, quality if quality is not None else default_quality),
-                "" if cost is None else _scaled(cost, -5),
+                "" if cost is None else scaled(cost, -5),
             )
             for start, duration, value, quality, cost in rows
         ]
@@ -292,36 +225,13 @@ class MeterReadingAdmin(ReadOnlyAdmin):
         )
 
 
-RT_CODES: tuple[tuple[str, dict[int, str], str], ...] = (
-    ("uom", UOM_LABELS, "unit (uom)"),
-    ("power_of_ten_multiplier", MULTIPLIERS, "power of ten multiplier"),
-    ("flow_direction", FLOW_DIRECTIONS, "flow direction"),
-    ("kind", MEASUREMENT_KINDS, "measurement kind"),
-    ("accumulation_behaviour", ACCUMULATIONS, "accumulation"),
-    ("commodity", COMMODITIES, "commodity"),
-    ("default_quality", QUALITIES, "default quality"),
-    ("currency", CURRENCIES, "currency"),
-    ("data_qualifier", DATA_QUALIFIERS, "data qualifier"),
-    ("time_attribute", TIME_ATTRIBUTES, "time attribute"),
-    ("measuring_period", MEASURING_PERIODS, "measuring period"),
-    ("phase", PHASES, "phase"),
-)
-
-
-def _rt_code_display(field: str, table: dict[int, str], title: str) -> Any:
-    def show(obj: ReadingType) -> str:
-        return code_label(table, getattr(obj, field)) or "-"
-
-    return admin.display(description=title, ordering=field)(show)
-
-
 @admin.register(ReadingType)
 class ReadingTypeAdmin(ReadOnlyAdmin):
     list_display = (
         "described",
-        *(_rt_code_display(*code) for code in RT_CODES[:3]),
+        *(rt_code_display(*code) for code in RT_CODES[:3]),
         "interval",
-        *(_rt_code_display(*code) for code in RT_CODES[5:6]),
+        *(rt_code_display(*code) for code in RT_CODES[5:6]),
         "href",
     )
     list_filter = tuple(code_filter(*code) for code in RT_CODES[:6])
@@ -329,7 +239,7 @@ class ReadingTypeAdmin(ReadOnlyAdmin):
     fields = (
         "described",
         "href",
-        *(_rt_code_display(*code) for code in RT_CODES),
+        *(rt_code_display(*code) for code in RT_CODES),
         "interval",
         "tou",
         "cpp",
