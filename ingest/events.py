@@ -17,7 +17,7 @@ from gascap.pge.espi_types import BlockRef
 from ingest.models import MeterReading, UsageSummary
 from ingest.readings_merge import MergeCounts
 from ingest.rollups import import_spans
-from webhooks.outbox import event_emit
+from webhooks.outbox import event_emit, events_emit
 
 
 def import_events_emit(
@@ -42,18 +42,20 @@ def import_events_emit(
                     "last_day": span[1].isoformat() if span else None,
                 }
             )
-        for point_pk, series_list in sorted(by_point.items()):
-            event_emit(
-                type="data.available",
-                data={
+        events_emit(
+            type="data.available",
+            datas=[
+                {
                     "usage_point": point_pk,
                     "usage_point_id": points[point_pk],
                     "series": series_list,
                     "readings_new": counts.new,
                     "readings_updated": counts.updated,
-                },
-                now=now,
-            )
+                }
+                for point_pk, series_list in sorted(by_point.items())
+            ],
+            now=now,
+        )
     for bill in bills:
         event_emit(
             type="bill.available",

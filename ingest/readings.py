@@ -27,11 +27,11 @@ from gascap.pge.espi import EspiRejected, EspiStream
 from gascap.pge.espi_types import (
     BlockRef,
     ReadingTypeInfo,
+    Series,
 )
 from ingest.events import import_events_emit
 from ingest.models import (
     MeterReading,
-    UsagePoint,
     UsageSummary,
 )
 from ingest.readings_merge import reading_sink, series_lock
@@ -40,7 +40,7 @@ from ingest.readings_resources import (
     series_store,
     summary_store,
     summary_usage_point_href,
-    usage_point_store,
+    usage_points_store,
 )
 from ingest.rollups import rollups_after_import, rollups_refresh
 from ingest.usage_point_binding import DocumentRefused, UsagePointBinding
@@ -172,63 +172,79 @@ def document_import(
         doc = stream.document
         series_by_block = stream.document_series()
 
-        usage_points: dict[str, UsagePoint] = {}
+        # The usage points the document writes (its own, its series', its summaries'), each
+        # with the authorization the binding gives it, then stored at once.
+        bound: dict[str, int | None] = {}
         skipped: set[str] = set()
 
-        def usage_point(href: str) -> UsagePoint | None:
-            """The stored usage point, or None when the binding skips it."""
-            if href in skipped:
-                return None
-            if href not in usage_points:
-                authorization_id = None
-                if binding is not None:
-                    authorization_id = binding.authorization_for(href)
-                    if authorization_id is None:
-                        skipped.add(href)
-                        return None
-                usage_points[href] = usage_point_store(
-                    href,
-                    doc.usage_points.get(href),
-                    doc,
-                    authorization_id=authorization_id,
-                    now=now,
-                )
-            return usage_points[href]
+        def bind(href: str) -> None:
+            if href in bound or href in skipped:
+                return
+            authorization_id = None
+            if binding is not None:
+                authorization_id = binding.authorization_for(href)
+                if authorization_id is None:
+                    skipped.add(href)
+                    return
+            bound[href] = authorization_id
 
         for href in doc.usage_points:
             if href:
-                usage_point(href)
+                bind(href)
+        # The first block's series of each MeterReading names its usage point.
+        first_series: dict[str, Series] = {}
+        for series in series_by_block.values():
+            if series.meter_reading_href not in first_series:
+                first_series[series.meter_reading_href] = series
+                bind(series.usage_point_href)
+        summaries = [(s, summary_usage_point_href(s, doc)) for s in doc.usage_summaries]
+        for _summary, up_href in summaries:
+            if up_href:
+                bind(up_href)
+        usage_points = usage_points_store(bound, doc, now=now)
+
         reading_types = {
             href: reading_type_store(info, now=now)
             for href, info in doc.reading_types.items()
             if href
         }
+        stored_series = series_store(
+            [
+                (
+                    series,
+                    usage_points[series.usage_point_href],
+                    reading_types.get(series.reading_type_href or ""),
+                )
+                for series in first_series.values()
+                if series.usage_point_href in usage_points  # else skipped by the binding
+            ],
+            now=now,
+        )
         series_rows: dict[str, MeterReading] = {}
         block_series: dict[int, int] = {}
         fresh_series: set[int] = set()
         missing: dict[str, None] = {}
         for block_number, series in series_by_block.items():
-            row = series_rows.get(series.meter_reading_href)
-            if row is None:
-                owner = usage_point(series.usage_point_href)
-                if owner is None:
-                    continue  # skipped by the binding: its readings are not merged
-                rt = reading_types.get(series.reading_type_href or "")
-                row, created = series_store(series, owner, rt, now=now)
+            stored = stored_series.get(series.meter_reading_href)
+            if stored is None:
+                continue  # skipped by the binding: its readings are not merged
+            row, created = stored
+            if series.meter_reading_href not in series_rows:
+                series_rows[series.meter_reading_href] = row
                 if created:
                     fresh_series.add(row.pk)
-                series_rows[series.meter_reading_href] = row
                 if row.reading_type_id is None and row.reading_type_href:
                     missing[row.reading_type_href] = None
             block_series[block_number] = row.pk
         new_bills: list[UsageSummary] = []
-        for summary in doc.usage_summaries:
-            up_href = summary_usage_point_href(summary, doc)
-            owner = usage_point(up_href) if up_href else None
+        for summary, up_href in summaries:
+            owner = usage_points.get(up_href) if up_href else None
             if owner is not None:
-                stored, created = summary_store(summary, owner, source_label=source_label, now=now)
+                stored_bill, created = summary_store(
+                    summary, owner, source_label=source_label, now=now
+                )
                 if created:
-                    new_bills.append(stored)
+                    new_bills.append(stored_bill)
                 result.summaries += 1
 
         resolved = time.perf_counter()
