@@ -6,6 +6,12 @@ check-and-count is one Lua script, so two workers can never both take the last c
 Embedded (no Redis) the same hashes live in a SQLite file under `var/`, each change in one
 `BEGIN IMMEDIATE` transaction (the file lock serialises processes, as the pacing file does).
 When Redis does not answer, the file store keeps counting locally rather than sending uncounted.
+
+A fresh file is switched to WAL by whichever process opens it first. SQLite answers that switch
+with "database is locked" at once, without waiting its busy timeout, when another process holds
+a lock on the file meanwhile (it would otherwise risk a deadlock). Every worker falls back to the
+file in the same second when Redis stops, so opening retries on SQLITE_BUSY until the timeout
+(seen in CI as a fetch FAILED `error_OperationalError` during a Redis restart; issue 17).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pathlib import Path
 from typing import Protocol
 
 from django.conf import settings
+
+from gascap.pge.errors import PgeTransientError
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +114,36 @@ class RedisCounterStore:
             self.client.delete(key)
 
 
+OPEN_TIMEOUT = 30.0  # seconds: SQLite's busy timeout, and how long opening retries a busy file
+
+
+def _busy_pause(seconds: float) -> None:
+    """Wait before trying a busy file again (a seam: tests see each retry)."""
+    time.sleep(seconds)
+
+
+def _file_setup(conn: sqlite3.Connection) -> None:
+    """WAL and the table, retried while another process holds the file (module docstring)."""
+    deadline = time.monotonic() + OPEN_TIMEOUT
+    pause = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS counters (key TEXT NOT NULL, field TEXT NOT NULL,"
+                " n INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (key, field))"
+            )
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", sqlite3.SQLITE_BUSY) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        _busy_pause(pause)
+        pause = min(pause * 2, 0.2)
+
+
 class FileCounterStore:
     """The embedded store: one SQLite file, a connection per process and thread."""
 
@@ -117,13 +155,8 @@ class FileCounterStore:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS counters (key TEXT NOT NULL, field TEXT NOT NULL,"
-                " n INTEGER NOT NULL, expires REAL NOT NULL, PRIMARY KEY (key, field))"
-            )
+            conn = sqlite3.connect(self.path, timeout=OPEN_TIMEOUT, isolation_level=None)
+            _file_setup(conn)
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
@@ -228,7 +261,14 @@ class _FallbackStore:
                 return primary(*args, **kwargs)
             except redis.RedisError:
                 logger.warning("PG&E call budget: Redis unavailable, counting locally")
+            try:
                 return fallback(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                # Neither store answers: the work waits and retries, it does not fail.
+                raise PgeTransientError(
+                    f"PG&E call budget unavailable (Redis down, local file: {exc})",
+                    code="budget_store_unavailable",
+                ) from exc
 
         return call
 

@@ -194,6 +194,65 @@ def test_redis_down_counts_locally(settings, tmp_path):
         counters._stores.clear()
 
 
+def test_redis_down_and_no_usable_file_is_a_transient_error(settings, tmp_path):
+    """Neither store answers: the caller retries later (a fetch goes RETRYING, not FAILED)."""
+    from gascap.pge.errors import PgeTransientError
+
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.VAR_DIR = tmp_path
+    blocker = tmp_path / "pge-budget.sqlite3"
+    blocker.mkdir()  # a directory where the file should be
+    counters._stores.clear()
+    try:
+        with pytest.raises(PgeTransientError) as caught:
+            counters.counter_store().add(key="h:20260302T10", field="fetch", ttl=3600)
+        assert caught.value.code == "budget_store_unavailable"
+    finally:
+        blocker.rmdir()  # the suite's budget reset runs on this store after the test
+        counters._stores.clear()
+
+
+def test_a_fresh_file_opened_while_another_process_writes_it_waits_instead_of_failing(
+    tmp_path, monkeypatch
+):
+    """Issue 17 (seen in CI): when Redis stops, every worker opens the fallback file in the same
+    second. SQLite refuses the switch to WAL at once ("database is locked", no busy wait) while
+    another connection holds a write lock on a fresh file; opening must wait for it."""
+    import sqlite3
+
+    path = tmp_path / "pge-budget.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)  # another process's first write
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO other VALUES (1)")
+    retried, ended = threading.Event(), threading.Event()
+    real_pause = counters._busy_pause
+
+    def pause(seconds: float) -> None:
+        retried.set()
+        ended.set()
+        real_pause(seconds)
+
+    monkeypatch.setattr(counters, "_busy_pause", pause)
+    outcome: list[object] = []
+
+    def first_use() -> None:
+        try:
+            outcome.append(FileCounterStore(path).add(key="h:20260302T10", field="fetch", ttl=3600))
+        except Exception as exc:  # the failure under test: recorded, asserted below
+            outcome.append(exc)
+        ended.set()
+
+    user = threading.Thread(target=first_use)
+    user.start()
+    ended.wait(timeout=10)  # the store met the lock and waits (or it already failed) ...
+    holder.execute("COMMIT")  # ... and the other process finishes its write
+    holder.close()
+    user.join(timeout=30)
+    assert outcome == [1], outcome
+    assert retried.is_set()
+
+
 def test_every_client_gascap_builds_is_gated():
     from gascap.pge_settings import pge_client
 

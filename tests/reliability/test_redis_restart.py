@@ -97,8 +97,9 @@ def test_workers_survive_redis_restarts_and_lose_nothing(stack, private_redis, p
         except AssertionError as exc:
             # Seen once in CI (not reproduced in 7 other runs): say which rows were left and how.
             rows = Fetch.objects.filter(pk__in=ids).exclude(status=Fetch.Status.INGESTED)
-            left = list(rows.values("pk", "status", "reason", "runner", "attempts"))
-            raise AssertionError(f"{exc}; not ingested: {left}") from None
+            left = list(rows.values("pk", "status", "reason", "runner", "attempts", "error"))
+            tracebacks = "\n".join(row.traceback[-3000:] for row in rows if row.traceback)
+            raise AssertionError(f"{exc}; not ingested: {left}\n{tracebacks}") from None
     assert not sweeper.errors, sweeper.errors
 
     for name, proc in workers.items():
