@@ -21,7 +21,7 @@ from django.db.models import Count, Max, Min, Q, QuerySet
 
 from customers.models import Authorization, Customer, SubscriptionUsagePoint
 from customers.scope import scope_describe
-from gascap.pge.espi_types import (
+from gascap.pge.espi.codes import (
     COMMODITIES,
     CURRENCIES,
     FLOW_DIRECTIONS,

@@ -138,7 +138,6 @@ def main() -> None:
         import gascap.pge.authorization
         import gascap.pge.batchlist
         import gascap.pge.espi
-        import gascap.pge.espi_links
         import gascap.pge.safexml  # noqa: F401
 
     if not any(a.startswith("-artifact_prefix=") for a in libfuzzer_args):

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from gascap.pge.espi_types import BlockRef
+from gascap.pge.espi.records import BlockRef
 from ingest.models import MeterReading, UsageSummary
 from ingest.readings_merge import MergeCounts
 from ingest.rollups import import_spans

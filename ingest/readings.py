@@ -24,11 +24,7 @@ from typing import IO, BinaryIO
 from django.db import connection, transaction
 
 from gascap.pge.espi import EspiRejected, EspiStream
-from gascap.pge.espi_types import (
-    BlockRef,
-    ReadingTypeInfo,
-    Series,
-)
+from gascap.pge.espi.records import BlockRef, ReadingTypeInfo, Series
 from ingest.events import import_events_emit
 from ingest.models import (
     MeterReading,

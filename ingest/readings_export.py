@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from gascap.pge.espi_types import COMMODITIES, FLOW_DIRECTIONS, uom_label
+from gascap.pge.espi.codes import COMMODITIES, FLOW_DIRECTIONS, uom_label
 from ingest.models import IntervalReading
 
 __all__ = ["CSV_HEADER", "readings_export_rows"]

@@ -37,7 +37,7 @@ from typing import Any
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from gascap.pge.espi_types import ReadingRow
+from gascap.pge.espi.records import ReadingRow
 
 LOAD_COLUMNS = "block, start, duration, value, cost, quality, tou, cpp, tier"
 

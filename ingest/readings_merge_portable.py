@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from gascap.pge.espi_types import ReadingRow
+from gascap.pge.espi.records import ReadingRow
 from ingest.readings_merge import LOAD_COLUMNS, STALE_RECORDED, MergeCounts, ReadingSink
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

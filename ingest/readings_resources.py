@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from django.db import connection
 
-from gascap.pge.espi_types import (
+from gascap.pge.espi.records import (
     EspiDocument,
     ReadingTypeInfo,
     Series,

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 
-from gascap.pge.espi_types import BlockRef
+from gascap.pge.espi.records import BlockRef
 from ingest.models import DailyRollup, IntervalReading, MeterReading, MonthlyRollup
 
 # Inclusive local days; None: the whole series.

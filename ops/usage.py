@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 
-from gascap.pge.espi_types import UOM_LABELS
+from gascap.pge.espi.codes import UOM_LABELS
 
 DELIVERED, RECEIVED = 1, 19
 MONTHS = 13

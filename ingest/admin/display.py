@@ -1,6 +1,6 @@
 """How the reading storage reads to an operator: stored instants in PG&E's local zone
 (`gascap.middleware`), raw integers scaled exactly, ESPI codes in words as "label (code)"
-(`gascap.pge.espi_types`, docs/espi-model.md §4: the enumerations are open, so unknown codes
+(`gascap.pge.espi.codes`, docs/espi-model.md §4: the enumerations are open, so unknown codes
 show as the number), list filters over codes, and a series or reading type as one line."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from gascap.pge.espi_types import (
+from gascap.pge.espi.codes import (
     ACCUMULATIONS,
     COMMODITIES,
     CURRENCIES,

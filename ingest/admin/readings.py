@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from gascap.pge.espi_types import (
+from gascap.pge.espi.codes import (
     QUALITIES,
     SERVICE_KINDS,
     UOM_LABELS,

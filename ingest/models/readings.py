@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q
 
-from gascap.pge.espi_types import reading_type_describe
+from gascap.pge.espi.codes import reading_type_describe
 
 __all__ = [
     "IntervalReading",

@@ -9,9 +9,7 @@ MeterReadings are under `User/…`. Exact href matches come first, then those fa
 
 from __future__ import annotations
 
-from gascap.pge.espi_types import EspiDocument, MeterReadingInfo, Series
-
-__all__ = ["resolve_series"]
+from gascap.pge.espi.records import EspiDocument, MeterReadingInfo, Series
 
 
 def _parent_collection(href: str, collection: str) -> str | None:
