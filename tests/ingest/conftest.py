@@ -274,14 +274,48 @@ def reading_type_feed() -> bytes:
     ).encode()
 
 
+class Accepted(list):
+    """The peer addresses a listener accepted. `settled()` returns them once every connection
+    made before the call has been accepted: it connects a probe of its own and waits until the
+    listener accepts it (a listening socket's queue is first in, first out), instead of
+    sleeping and hoping a late connection would have shown by then."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+        self._lock = threading.Lock()
+        self._probes: dict[object, threading.Event] = {}
+
+    def record(self, addr: object) -> None:
+        with self._lock:
+            probe = self._probes.pop(addr, None)
+            if probe is None:
+                self.append(addr)
+                return
+        probe.set()
+
+    def settled(self, *, timeout: float = 5.0) -> list[object]:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as probe:
+            addr = probe.getsockname()
+            accepted = threading.Event()
+            with self._lock:
+                if addr in self:  # accepted before it could be registered
+                    self.remove(addr)
+                    accepted.set()
+                else:
+                    self._probes[addr] = accepted
+            assert accepted.wait(timeout), "the listener did not accept its own probe"
+        return list(self)
+
+
 @pytest.fixture
 def attacker_listener():
-    """A loopback TCP listener that must receive zero connections."""
+    """A loopback TCP listener that must receive zero connections: (port, Accepted)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     server.settimeout(0.1)
-    connections: list[object] = []
+    connections = Accepted(server.getsockname()[1])
     stop = threading.Event()
 
     def accept() -> None:
@@ -290,7 +324,7 @@ def attacker_listener():
                 conn, addr = server.accept()
             except (TimeoutError, OSError):
                 continue
-            connections.append(addr)
+            connections.record(addr)
             conn.close()
 
     thread = threading.Thread(target=accept, daemon=True)
