@@ -20,7 +20,9 @@ arbitrary, docs/espi-model.md §3), then merge in set-based SQL:
   sorted order (no deadlock, docs/reliability.md test 46; SQLite has one writer at a time anyway).
 
 PostgreSQL: `COPY` into a `TEMP` table, then one statement whose CTEs insert the new keys,
-update the changed ones and write revisions from the old values they saw. SQLite
+update the changed ones and write revisions from the old values they saw; before it, the
+document's months get their partitions (`ingest.partitions`), and the load's first and last
+start bound the statement's reads of stored readings (partition pruning). SQLite
 (`ingest.readings_merge_portable`):
 `executemany` into a temp table, then the same merge in a few statements with
 `INSERT … ON CONFLICT … DO UPDATE`.
@@ -38,6 +40,7 @@ from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from gascap.pge.espi.records import ReadingRow
+from ingest.partitions import months_ensure_for_load
 
 LOAD_COLUMNS = "block, start, duration, value, cost, quality, tou, cpp, tier"
 
@@ -141,7 +144,7 @@ _PG_MERGE_REST = """
     FROM src s
     LEFT JOIN ingest_intervalreading r
         ON r.meter_reading_id = s.meter_reading_id AND r.start = s.start
-       AND r.duration = s.duration
+       AND r.duration = s.duration AND r.start BETWEEN %(first)s AND %(last)s
     WHERE {not_fresh}(r.meter_reading_id IS NULL
            OR (r.value, r.quality, r.cost) IS DISTINCT FROM (s.value, s.quality, s.cost)
            OR s.updated > COALESCE(r.source_updated, '-infinity'::timestamptz))
@@ -159,6 +162,7 @@ _PG_MERGE_REST = """
     FROM diff d
     WHERE NOT d.is_new AND NOT d.is_stale AND r.meter_reading_id = d.meter_reading_id
       AND r.start = d.start AND r.duration = d.duration
+      AND r.start BETWEEN %(first)s AND %(last)s
 ), revised AS (
     INSERT INTO ingest_readingrevision
         (meter_reading_id, start, duration, old_value, old_quality, old_cost,
@@ -287,6 +291,11 @@ class PostgresSink(ReadingSink):
             for block, series in block_series.items():
                 copy.write_row((block, series, block_updated.get(block)))
         cursor.execute("ANALYZE espi_load")
+        # The document's months exist (ingest.partitions); its first and last start bound
+        # the reads of stored readings, so the planner opens only those months' partitions.
+        first, last = months_ensure_for_load(
+            cursor, load_table="espi_load", connection=self.connection
+        ) or (None, None)
         cursor.execute(_PG_LOCK_SERIES, {"namespace": SERIES_LOCK_NAMESPACE})
         cursor.execute(
             _pg_merge_sql(fresh=bool(fresh_series), unique=unique_rows is not None),
@@ -295,6 +304,8 @@ class PostgresSink(ReadingSink):
                 "now": now,
                 "fresh": sorted(fresh_series),
                 "rows": unique_rows,
+                "first": first,
+                "last": last,
             },
         )
         new, updated, distinct, stale = cursor.fetchone()

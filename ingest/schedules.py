@@ -86,6 +86,13 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         minute=40,
     ),
     ScheduleSpec(
+        name="ingest: readings partitions ahead",
+        task="ingest.readings_partitions_ahead",
+        description="PostgreSQL: create the next months' readings partitions (docs/scale.md §5).",
+        hour=3,
+        minute=20,
+    ),
+    ScheduleSpec(
         name="ops: alert check",
         task="ops.alerts_check",
         description="Mail ADMINS (and the ops webhook) about conditions needing an operator.",

@@ -116,3 +116,10 @@ def pipeline_prune() -> dict[str, int]:
         "attempts": report.attempts,
         "bodies_dropped": report.bodies_dropped,
     }
+
+
+@shared_task(name="ingest.readings_partitions_ahead")
+def readings_partitions_ahead() -> dict[str, list[str]]:
+    from ingest.partitions import months_ahead_ensure
+
+    return {"created": [m.isoformat() for m in months_ahead_ensure(now=timezone.now())]}

@@ -384,6 +384,11 @@ GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS = env.int(
     "GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS", default=None
 )
 
+# Months of readings kept before the current one on PostgreSQL, where readings are partitioned
+# by month: `manage.py readings_partitions_drop --commit` drops older months (ingest/
+# partitions.py; at least 3). Unset: keep every month.
+GASCAP_READINGS_RETENTION_MONTHS = env.int("GASCAP_READINGS_RETENTION_MONTHS", default=None)
+
 # --- Webhooks out to the company's app (webhooks/) ---------------------------------------
 # Seconds one delivery POST may take; tries before a delivery is FAILED; task runs without an
 # outcome before it is POISONED; full-jitter backoff between tries (base, cap in seconds).

@@ -101,6 +101,7 @@ def test_failed_action_is_logged_without_a_token(consent, pge):
 
 def test_consent_page_shows_pge_status_and_usage_point_data(admin_client, consent):
     from ingest.models import IntervalReading, MeterReading, UsagePoint
+    from ingest.partitions import months_ensure
 
     Authorization.objects.filter(pk=consent.pk).update(pge_status=1)
     moment = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)  # 00:00 PST
@@ -118,6 +119,7 @@ def test_consent_page_shows_pge_status_and_usage_point_data(admin_client, consen
         meter_reading_id="1",
         created_at=moment,
     )
+    months_ensure(months=[moment])  # PostgreSQL: readings live in monthly partitions
     IntervalReading.objects.bulk_create(
         IntervalReading(
             meter_reading=series, start=moment + timedelta(days=i), duration=86400, value=100 + i
