@@ -133,13 +133,20 @@ def months_existing(connection: BaseDatabaseWrapper = default_connection) -> lis
     return sorted(m for m in map(_month_from_name, names) if m is not None)
 
 
-def _remember_after_commit(connection: BaseDatabaseWrapper, months: Iterable[date]) -> None:
+def _is_recent(month: date) -> bool:
     current = month_of(datetime.now(tz=UTC))
-    recent = {
-        m
-        for m in months
-        if month_add(current, -_KNOWN_SPAN) <= m <= month_add(current, _KNOWN_SPAN)
-    }
+    return month_add(current, -_KNOWN_SPAN) <= month <= month_add(current, _KNOWN_SPAN)
+
+
+def _known_recent() -> set[date]:
+    """The remembered months still recent: a long-lived worker forgets a month once it may be
+    dropped (the drop command keeps `MIN_KEEP_MONTHS` > `_KNOWN_SPAN`)."""
+    _known.intersection_update({m for m in _known if _is_recent(m)})
+    return _known
+
+
+def _remember_after_commit(connection: BaseDatabaseWrapper, months: Iterable[date]) -> None:
+    recent = {m for m in months if _is_recent(m)}
     if recent:
         transaction.on_commit(lambda: _known.update(recent), using=connection.alias)
 
@@ -154,7 +161,7 @@ def months_ensure(
 ) -> list[date]:
     """Create the missing partitions of `months` in the caller's transaction; returns the
     months created. Nothing on SQLite."""
-    wanted = {month_of(m) for m in months} - _known
+    wanted = {month_of(m) for m in months} - _known_recent()
     if not wanted or connection.vendor != "postgresql":
         return []
     existing = set(months_existing(connection))

@@ -320,3 +320,27 @@ def test_the_daily_job_makes_the_previous_current_and_next_three_months():
     assert partitions.months_ahead_ensure(now=far) == []
     readings_partitions_ahead()  # the beat task, at today's date
     assert month_add(month_of(timezone.now()), 3) in partitions.months_existing()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_recent_months_are_remembered_after_commit_older_ones_asked_each_time(
+    django_capture_on_commit_callbacks,
+):
+    partitions.known_months_forget()
+    current = month_of(timezone.now())
+    old = date(2012, 2, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        partitions.months_ensure(months=[current, old])
+    with CaptureQueriesContext(connection) as queries:
+        assert partitions.months_ensure(months=[current]) == []
+    assert len(queries) == 0  # a daily import's months: no catalog query at all
+    with CaptureQueriesContext(connection) as queries:
+        assert partitions.months_ensure(months=[old]) == []
+    assert len(queries) == 1  # a history month: one look at the catalog
+    # A rolled-back creation is not remembered: nothing is remembered without a commit.
+    partitions.known_months_forget()
+    partitions.months_ensure(months=[current])
+    with CaptureQueriesContext(connection) as queries:
+        partitions.months_ensure(months=[current])
+    assert len(queries) == 1
