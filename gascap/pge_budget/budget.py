@@ -26,7 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from gascap.pge.gate import BudgetExhausted, CallKind, Priority
-from gascap.pge_budget.counters import CounterStore, counter_store
+from gascap.pge_budget.counters import CounterStore, Reservation, counter_store
 from gascap.pge_budget.pacing import RateLimitTimeout, pge_request_slot
 
 logger = logging.getLogger(__name__)
@@ -115,13 +115,14 @@ class PgeBudgetGate:
         now = self.clock()
         hour, day = hour_window(now), day_window(now)
         caps = budget_caps().for_priority(Priority(priority))
-        code, hour_used, day_used = self.store.reserve(
+        reservation = Reservation(
             hour_key=hour.key,
             day_key=day.key,
             kind=str(kind),
             caps=caps,
             ttls=(HOUR_TTL, DAY_TTL),
         )
+        code, hour_used, day_used = self.store.reserve(reservation)
         if code:
             window, retry_at, used, cap = (
                 ("hour", hour.end, hour_used, caps[0])
@@ -140,7 +141,7 @@ class PgeBudgetGate:
         try:
             self.pace()
         except RateLimitTimeout:
-            self.store.release(hour_key=hour.key, day_key=day.key, kind=str(kind))
+            self.store.release(reservation)
             raise
 
     def after_call(self, kind: CallKind, status: int | None) -> None:

@@ -21,6 +21,7 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -50,18 +51,27 @@ return {0, h + 1, d + 1}
 """
 
 
-class CounterStore(Protocol):
-    def reserve(
-        self,
-        *,
-        hour_key: str,
-        day_key: str,
-        kind: str,
-        caps: tuple[int, int],
-        ttls: tuple[int, int],
-    ) -> tuple[int, int, int]: ...
+@dataclass(frozen=True)
+class Reservation:
+    """One PG&E call counted in both its windows: the hour's and the PG&E day's counter keys,
+    the call's kind, the caps (hour, day) its priority may use and how long each window's
+    counts are kept (hour, day)."""
 
-    def release(self, *, hour_key: str, day_key: str, kind: str) -> None: ...
+    hour_key: str
+    day_key: str
+    kind: str
+    caps: tuple[int, int]
+    ttls: tuple[int, int]
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return self.hour_key, self.day_key
+
+
+class CounterStore(Protocol):
+    def reserve(self, reservation: Reservation) -> tuple[int, int, int]: ...
+
+    def release(self, reservation: Reservation) -> None: ...
 
     def add(self, *, key: str, field: str, ttl: int, amount: int = 1) -> int: ...
 
@@ -77,25 +87,18 @@ class RedisCounterStore:
         self.client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._reserve = self.client.register_script(_RESERVE_LUA)
 
-    def reserve(
-        self,
-        *,
-        hour_key: str,
-        day_key: str,
-        kind: str,
-        caps: tuple[int, int],
-        ttls: tuple[int, int],
-    ) -> tuple[int, int, int]:
+    def reserve(self, reservation: Reservation) -> tuple[int, int, int]:
         code, hour, day = self._reserve(
-            keys=[PREFIX + hour_key, PREFIX + day_key], args=[caps[0], caps[1], kind, *ttls]
+            keys=[PREFIX + key for key in reservation.keys],
+            args=[*reservation.caps, reservation.kind, *reservation.ttls],
         )
         return int(code), int(hour), int(day)
 
-    def release(self, *, hour_key: str, day_key: str, kind: str) -> None:
+    def release(self, reservation: Reservation) -> None:
         with self.client.pipeline() as pipe:
-            for key in (hour_key, day_key):
+            for key in reservation.keys:
                 pipe.hincrby(PREFIX + key, TOTAL, -1)
-                pipe.hincrby(PREFIX + key, kind, -1)
+                pipe.hincrby(PREFIX + key, reservation.kind, -1)
             pipe.execute()
 
     def add(self, *, key: str, field: str, ttl: int, amount: int = 1) -> int:
@@ -190,34 +193,28 @@ class FileCounterStore:
         db.execute("COMMIT")
         return result
 
-    def reserve(
-        self,
-        *,
-        hour_key: str,
-        day_key: str,
-        kind: str,
-        caps: tuple[int, int],
-        ttls: tuple[int, int],
-    ) -> tuple[int, int, int]:
+    def reserve(self, reservation: Reservation) -> tuple[int, int, int]:
+        caps, kind = reservation.caps, reservation.kind
+
         def work(db: sqlite3.Connection) -> tuple[int, int, int]:
             now = time.time()
             db.execute("DELETE FROM counters WHERE expires <= ?", (now,))
-            hour, day = self._total(db, hour_key, now), self._total(db, day_key, now)
+            hour, day = (self._total(db, key, now) for key in reservation.keys)
             if hour + 1 > caps[0]:
                 return 1, hour, day
             if day + 1 > caps[1]:
                 return 2, hour, day
-            for key, ttl in ((hour_key, ttls[0]), (day_key, ttls[1])):
+            for key, ttl in zip(reservation.keys, reservation.ttls, strict=True):
                 self._bump(db, key, TOTAL, 1, now + ttl)
                 self._bump(db, key, kind, 1, now + ttl)
             return 0, hour + 1, day + 1
 
         return self._transaction(work)
 
-    def release(self, *, hour_key: str, day_key: str, kind: str) -> None:
+    def release(self, reservation: Reservation) -> None:
         def work(db: sqlite3.Connection) -> None:
-            for key in (hour_key, day_key):
-                for field in (TOTAL, kind):
+            for key in reservation.keys:
+                for field in (TOTAL, reservation.kind):
                     db.execute(
                         "UPDATE counters SET n = n - 1 WHERE key = ? AND field = ?", (key, field)
                     )
