@@ -74,14 +74,19 @@ def _notifications_prunable(cutoff: datetime):  # type: ignore[no-untyped-def]
     )
 
 
+def _window_lock(prunable, low: int, high: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """The ids of the prunable rows in the window [low, high), locked for this transaction.
+    Rows a worker holds locked are skipped (next run's business), never waited on."""
+    return list(
+        prunable.filter(pk__gte=low, pk__lt=high)
+        .select_for_update(skip_locked=True)
+        .values_list("pk", flat=True)
+    )
+
+
 def _prune_fetch_window(cutoff: datetime, low: int, high: int, report: PruneReport) -> None:
     with transaction.atomic():
-        ids = list(
-            _fetches_prunable(cutoff)
-            .filter(pk__gte=low, pk__lt=high)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
+        ids = _window_lock(_fetches_prunable(cutoff), low, high)
         if not ids:
             return
         # Explicit statements instead of Model.delete()'s collector: bounded by the window,
@@ -96,12 +101,7 @@ def _prune_fetch_window(cutoff: datetime, low: int, high: int, report: PruneRepo
 
 def _prune_notification_window(cutoff: datetime, low: int, high: int, report: PruneReport) -> None:
     with transaction.atomic():
-        ids = list(
-            _notifications_prunable(cutoff)
-            .filter(pk__gte=low, pk__lt=high)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
+        ids = _window_lock(_notifications_prunable(cutoff), low, high)
         if not ids:
             return
         Fetch.objects.filter(notification_id__in=ids).update(notification=None)
