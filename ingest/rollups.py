@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Sum
+from django.db.models import Aggregate, Count, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 
 from gascap.pge.espi.records import BlockRef
@@ -111,6 +111,34 @@ def _int(value: int | Decimal | None) -> int | None:
     return None if value is None else int(value)
 
 
+def _rollups_insert(
+    model: type[DailyRollup | MonthlyRollup],
+    groups: QuerySet,
+    *,
+    series: str,
+    period: tuple[str, str],
+    sums: Mapping[str, Aggregate],
+) -> None:
+    """Insert one `model` row per (series, period) group of `groups`: `period` names the
+    group's annotation and the model's field for it; `sums` gives each summed field of
+    `_Rollup` (value_sum, readings, covered_seconds, cost_sum) the aggregate it is."""
+    label, field = period
+    # The aggregates get their own names: `value_sum=Sum("value_sum")` would clash with the
+    # field of the daily rows the monthly ones are summed from.
+    rows = groups.values(series, label).annotate(**{f"total_{k}": v for k, v in sums.items()})
+    _create_in_batches(
+        model,
+        (
+            model(
+                series_id=row[series],
+                **{field: row[label]},
+                **{name: _int(row[f"total_{name}"]) for name in sums},
+            )
+            for row in rows.iterator(chunk_size=BATCH)
+        ),
+    )
+
+
 def _daily_refresh(ids: list[int], span: Span, zone: ZoneInfo) -> None:
     readings = IntervalReading.objects.filter(meter_reading_id__in=ids)
     stored = DailyRollup.objects.filter(series_id__in=ids)
@@ -121,30 +149,17 @@ def _daily_refresh(ids: list[int], span: Span, zone: ZoneInfo) -> None:
         )
         stored = stored.filter(day__gte=low, day__lte=high)
     stored.delete()
-    rows = (
-        readings.order_by()
-        .annotate(local_day=TruncDate("start", tzinfo=zone))
-        .values("meter_reading_id", "local_day")
-        .annotate(
-            value_sum=Sum("value"),
-            n=Count("*"),
-            covered=Sum("duration"),
-            cost_sum=Sum("cost"),
-        )
-    )
-    _create_in_batches(
+    _rollups_insert(
         DailyRollup,
-        (
-            DailyRollup(
-                series_id=row["meter_reading_id"],
-                day=row["local_day"],
-                value_sum=_int(row["value_sum"]),
-                readings=row["n"],
-                covered_seconds=_int(row["covered"]),
-                cost_sum=_int(row["cost_sum"]),
-            )
-            for row in rows.iterator(chunk_size=BATCH)
-        ),
+        readings.order_by().annotate(local_day=TruncDate("start", tzinfo=zone)),
+        series="meter_reading_id",
+        period=("local_day", "day"),
+        sums={
+            "value_sum": Sum("value"),
+            "readings": Count("*"),
+            "covered_seconds": Sum("duration"),
+            "cost_sum": Sum("cost"),
+        },
     )
 
 
@@ -156,30 +171,12 @@ def _monthly_refresh(ids: list[int], span: Span) -> None:
         days = days.filter(day__gte=low, day__lt=high)
         stored = stored.filter(month__gte=low, month__lt=high)
     stored.delete()
-    rows = (
-        days.order_by()
-        .annotate(local_month=TruncMonth("day"))
-        .values("series_id", "local_month")
-        .annotate(
-            value_sum=Sum("value_sum"),
-            n=Sum("readings"),
-            covered=Sum("covered_seconds"),
-            cost_sum=Sum("cost_sum"),
-        )
-    )
-    _create_in_batches(
+    _rollups_insert(
         MonthlyRollup,
-        (
-            MonthlyRollup(
-                series_id=row["series_id"],
-                month=row["local_month"],
-                value_sum=_int(row["value_sum"]),
-                readings=_int(row["n"]),
-                covered_seconds=_int(row["covered"]),
-                cost_sum=_int(row["cost_sum"]),
-            )
-            for row in rows.iterator(chunk_size=BATCH)
-        ),
+        days.order_by().annotate(local_month=TruncMonth("day")),
+        series="series_id",
+        period=("local_month", "month"),
+        sums={name: Sum(name) for name in ("value_sum", "readings", "covered_seconds", "cost_sum")},
     )
 
 
