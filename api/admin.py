@@ -1,5 +1,5 @@
-"""API keys in the operators' admin: create (the key is shown once, in the success message),
-revoke (an action), never the digest."""
+"""API keys in the operators' admin: create (the key is shown once, on the page after "add":
+`gascap.admin_secret`), revoke (an action), never the digest."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from api.keys import api_key_create, api_key_revoke
 from api.models import ApiKey, ApiScope
+from gascap.admin_secret import SecretShownOnceAdmin
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -30,7 +30,9 @@ class ApiKeyCreateForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(SecretShownOnceAdmin):
+    created_template = "api/admin_key_created.html"
+    created_title = "API key created"
     list_display = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix")
@@ -58,29 +60,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             scopes=form.cleaned_data["scope_choices"],
             now=timezone.now(),
         )
-        obj.pk = key.pk
-        obj.__dict__.update({f.attname: getattr(key, f.attname) for f in key._meta.concrete_fields})
-        # Shown by response_add on the page itself: never in a message (messages may live in
-        # a cookie) and never again after that page.
-        request._api_key_plaintext = plaintext  # type: ignore[attr-defined]
-
-    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: Any = None) -> Any:
-        plaintext = getattr(request, "_api_key_plaintext", None)
-        if plaintext is None:
-            return super().response_add(request, obj, post_url_continue)
-        response = TemplateResponse(
-            request,
-            "api/admin_key_created.html",
-            {
-                **self.admin_site.each_context(request),
-                "key": obj,
-                "plaintext": plaintext,
-                "opts": self.model._meta,
-                "title": "API key created",
-            },
-        )
-        response["Cache-Control"] = "no-store"
-        return response
+        self.secret_created(request, obj, key, plaintext)
 
     @admin.action(description="Revoke the selected keys")
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:

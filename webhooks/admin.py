@@ -10,9 +10,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from gascap.admin_secret import SecretShownOnceAdmin
 from webhooks.delivery import deliveries_replay
 from webhooks.endpoints import EndpointInvalid, endpoint_create, url_check
 from webhooks.models import (
@@ -49,7 +49,9 @@ class EndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(SecretShownOnceAdmin):
+    created_template = "webhooks/admin_endpoint_created.html"
+    created_title = "Webhook endpoint created"
     form = EndpointForm
     list_display = ("url", "description", "active", "event_types", "secret_prefix", "created_at")
     readonly_fields = ("secret_prefix", "created_at")
@@ -69,31 +71,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         endpoint, secret = endpoint_create(
             url=obj.url, event_types=types, description=obj.description, now=timezone.now()
         )
-        obj.pk = endpoint.pk
-        obj.__dict__.update(
-            {f.attname: getattr(endpoint, f.attname) for f in endpoint._meta.concrete_fields}
-        )
-        request._webhook_secret = secret  # type: ignore[attr-defined]
-
-    def response_add(
-        self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: Any = None
-    ) -> Any:
-        secret = getattr(request, "_webhook_secret", None)
-        if secret is None:
-            return super().response_add(request, obj, post_url_continue)
-        response = TemplateResponse(
-            request,
-            "webhooks/admin_endpoint_created.html",
-            {
-                **self.admin_site.each_context(request),
-                "endpoint": obj,
-                "secret": secret,
-                "opts": self.model._meta,
-                "title": "Webhook endpoint created",
-            },
-        )
-        response["Cache-Control"] = "no-store"
-        return response
+        self.secret_created(request, obj, endpoint, secret)
 
 
 class AttemptInline(admin.TabularInline):
