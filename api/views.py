@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
@@ -137,6 +138,16 @@ NOT_FOUND = {401: schemas.Problem, 403: schemas.Problem, 404: schemas.Problem}
 READ_ERRORS = {**NOT_FOUND, 422: schemas.Problem}
 
 
+def _read(
+    path: str, *, ok: Any, summary: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A read operation: the read scope's key, the "read" tag, `ok` as its 200 answer and the
+    read errors (401, 403, 404, 422) as problem documents."""
+    return api.get(
+        path, response={200: ok, **READ_ERRORS}, auth=read_key, tags=["read"], summary=summary
+    )
+
+
 def _json(data: dict[str, Any]) -> HttpResponse:
     """Serialise a large answer directly (its shape is the operation's documented schema,
     which schemathesis checks): validating thousands of rows through pydantic on the way out
@@ -175,11 +186,9 @@ def _range(start: datetime | date, end: datetime | date) -> tuple[datetime, date
     return bounds[0], bounds[1]
 
 
-@api.get(
+@_read(
     "/customers/{external_id}",
-    response={200: schemas.CustomerOut, **READ_ERRORS},
-    auth=read_key,
-    tags=["read"],
+    ok=schemas.CustomerOut,
     summary="A customer of the app: consents and usage points",
 )
 def customer_get(request: HttpRequest, external_id: str) -> Any:
@@ -190,11 +199,9 @@ def customer_get(request: HttpRequest, external_id: str) -> Any:
     return selectors.customer_describe(customer=customer)
 
 
-@api.get(
+@_read(
     "/usage-points/{usage_point_id}",
-    response={200: schemas.UsagePointOut, **READ_ERRORS},
-    auth=read_key,
-    tags=["read"],
+    ok=schemas.UsagePointOut,
     summary="A usage point: service, flows, intervals, coverage",
 )
 def usage_point_get(request: HttpRequest, usage_point_id: int) -> Any:
@@ -202,11 +209,9 @@ def usage_point_get(request: HttpRequest, usage_point_id: int) -> Any:
     return selectors.usage_point_describe(point=point, local_zone=totals.local_zone())
 
 
-@api.get(
+@_read(
     "/usage-points/{usage_point_id}/readings",
-    response={200: schemas.ReadingsPage, **READ_ERRORS},
-    auth=read_key,
-    tags=["read"],
+    ok=schemas.ReadingsPage,
     summary="Interval readings, a page at a time",
 )
 def readings_get(
@@ -238,11 +243,9 @@ def readings_get(
         raise Problem(422, "invalid-cursor", str(exc)) from exc
 
 
-@api.get(
+@_read(
     "/usage-points/{usage_point_id}/totals",
-    response={200: schemas.TotalsOut, **READ_ERRORS},
-    auth=read_key,
-    tags=["read"],
+    ok=schemas.TotalsOut,
     summary="Totals per local hour, day or month (America/Los_Angeles)",
 )
 def totals_get(
@@ -295,22 +298,18 @@ def totals_get(
     )
 
 
-@api.get(
+@_read(
     "/usage-points/{usage_point_id}/bills",
-    response={200: schemas.BillsOut, **READ_ERRORS},
-    auth=read_key,
-    tags=["read"],
+    ok=schemas.BillsOut,
     summary="PG&E's billing-period summaries (UsageSummary)",
 )
 def bills_get(request: HttpRequest, usage_point_id: int) -> Any:
     return {"bills": selectors.usage_point_bills(point=_point(usage_point_id))}
 
 
-@api.get(
+@_read(
     "/usage-points/{usage_point_id}/export",
-    response={200: None, **READ_ERRORS},
-    auth=read_key,
-    tags=["read"],
+    ok=None,
     summary="All readings of a usage point as CSV or ESPI XML (streamed)",
 )
 def export_get(
