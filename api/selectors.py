@@ -202,13 +202,8 @@ def _days_with_gaps(series: MeterReading, *, local_zone: Any) -> list[str]:
     return gaps
 
 
-def usage_point_describe(*, point: UsagePoint, local_zone: Any) -> dict[str, Any]:
-    series = usage_point_series(point=point)
-    described = []
-    for row in series:
-        item = series_describe(row)
-        item["coverage"] = _coverage(row, local_zone=local_zone)
-        described.append(item)
+def _usage_point_summary(point: UsagePoint) -> dict[str, Any]:
+    """How every answer names a usage point: our id, PG&E's id and the service kind."""
     return {
         "id": point.pk,
         "usage_point_id": point.usage_point_id,
@@ -217,6 +212,18 @@ def usage_point_describe(*, point: UsagePoint, local_zone: Any) -> dict[str, Any
             if point.service_kind is not None
             else None
         ),
+    }
+
+
+def usage_point_describe(*, point: UsagePoint, local_zone: Any) -> dict[str, Any]:
+    series = usage_point_series(point=point)
+    described = []
+    for row in series:
+        item = series_describe(row)
+        item["coverage"] = _coverage(row, local_zone=local_zone)
+        described.append(item)
+    return {
+        **_usage_point_summary(point),
         "flows": sorted({item["flow"] for item in described}),
         "interval_seconds": sorted(
             {item["interval_seconds"] for item in described if item["interval_seconds"]}
@@ -240,18 +247,7 @@ def customer_describe(*, customer: Customer) -> dict[str, Any]:
                 "updated_at": authorization.updated_at,
             }
         )
-    points = [
-        {
-            "id": point.pk,
-            "usage_point_id": point.usage_point_id,
-            "service": (
-                code_label(SERVICE_KINDS, point.service_kind)
-                if point.service_kind is not None
-                else None
-            ),
-        }
-        for point in customer_usage_points(customer=customer)
-    ]
+    points = [_usage_point_summary(point) for point in customer_usage_points(customer=customer)]
     return {
         "external_id": customer.external_id,
         "created_at": customer.created_at,
