@@ -75,35 +75,30 @@ class DemoCustomer:
         return f"sandbox:{self.key}"
 
 
-ELECTRIC_15MIN = SeriesSpec(
-    key="delivered",
-    uom=UOM_WH,
-    multiplier=-3,
-    interval=900,
-    flow_direction=FLOW_DELIVERED,
-    commodity=1,
-    measuring_period=2,
-    time_attribute=0,
+def _electric(*, key: str, interval: int, flow_direction: int, measuring_period: int) -> SeriesSpec:
+    """An electric series of the demo homes: Wh x 10^-3, commodity 1 (electricity, secondary
+    metered: docs/espi-model.md §4.1), timeAttribute 0 (n/a); each caller gives its interval,
+    flow and measuringPeriod."""
+    return SeriesSpec(
+        key=key,
+        uom=UOM_WH,
+        multiplier=-3,
+        interval=interval,
+        flow_direction=flow_direction,
+        commodity=1,
+        measuring_period=measuring_period,
+        time_attribute=0,
+    )
+
+
+ELECTRIC_15MIN = _electric(
+    key="delivered", interval=900, flow_direction=FLOW_DELIVERED, measuring_period=2
 )
-ELECTRIC_HOURLY = SeriesSpec(
-    key="delivered",
-    uom=UOM_WH,
-    multiplier=-3,
-    interval=3600,
-    flow_direction=FLOW_DELIVERED,
-    commodity=1,
-    measuring_period=7,
-    time_attribute=0,
+ELECTRIC_HOURLY = _electric(
+    key="delivered", interval=3600, flow_direction=FLOW_DELIVERED, measuring_period=7
 )
-SOLAR_HOURLY = SeriesSpec(
-    key="received",
-    uom=UOM_WH,
-    multiplier=-3,
-    interval=3600,
-    flow_direction=FLOW_RECEIVED,
-    commodity=1,
-    measuring_period=7,
-    time_attribute=0,
+SOLAR_HOURLY = _electric(
+    key="received", interval=3600, flow_direction=FLOW_RECEIVED, measuring_period=7
 )
 # PG&E gas: therms, multiplier -8, daily, timeAttribute 11, measuringPeriod 4
 # (pge_smd_2020_gas_daily_therm_bulk.xml).
