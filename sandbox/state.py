@@ -333,20 +333,24 @@ class SandboxState:
             return self._data.service_up
 
     # --- inspection --------------------------------------------------------------------
-    def request_record(self, request: RecordedRequest) -> None:
+    def _inspection_append(self, log: str, entry: Any) -> None:
+        """Add `entry` to the inspection log `log` ("requests", "notifications"), which keeps
+        the last MAX_RECORDED_REQUESTS. Not persisted on every entry: the record is for
+        inspection, not recovery."""
         with self._lock:
-            self._data.requests.append(asdict(request))
-            del self._data.requests[:-MAX_RECORDED_REQUESTS]
-            # Not persisted on every request: the record is for inspection, not recovery.
+            entries: list[dict[str, Any]] = getattr(self._data, log)
+            entries.append(asdict(entry))
+            del entries[:-MAX_RECORDED_REQUESTS]
+
+    def request_record(self, request: RecordedRequest) -> None:
+        self._inspection_append("requests", request)
 
     def requests_list(self) -> list[RecordedRequest]:
         with self._lock:
             return [RecordedRequest(**r) for r in self._data.requests]
 
     def notification_record(self, notification: SentNotification) -> None:
-        with self._lock:
-            self._data.notifications.append(asdict(notification))
-            del self._data.notifications[:-MAX_RECORDED_REQUESTS]
+        self._inspection_append("notifications", notification)
 
     def notifications_list(self) -> list[SentNotification]:
         with self._lock:
