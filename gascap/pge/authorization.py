@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from lxml import etree
 
 from gascap.pge.errors import PgePermanentError
-from gascap.pge.safexml import XmlRejected, parse_small_document
+from gascap.pge.safexml import parse_small_answer
 from gascap.pge.tokens import parse_scope, subscription_id_from_uri
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -161,12 +161,7 @@ def authorization_from_element(
 
 def parse_authorizations(data: bytes) -> list[AuthorizationInfo]:
     """Every Authorization in an Atom `feed`, a single `entry` or a bare `Authorization`."""
-    try:
-        root = parse_small_document(data)
-    except XmlRejected as exc:
-        raise PgePermanentError(
-            f"Authorization answer rejected: {exc.reason}", code="malformed"
-        ) from None
+    root = parse_small_answer(data, what="Authorization answer")
     if root.tag == f"{{{ESPI}}}Authorization":
         return [authorization_from_element(root)]
     if root.tag == f"{{{ATOM}}}entry":

@@ -27,7 +27,7 @@ from gascap.pge.authorization import ESPI, AuthorizationInfo, parse_authorizatio
 from gascap.pge.config import PgeConfig
 from gascap.pge.errors import PgeError, PgePermanentError
 from gascap.pge.gate import CallGate, CallKind, Priority, current_priority
-from gascap.pge.safexml import XmlRejected, parse_small_document
+from gascap.pge.safexml import parse_small_answer
 from gascap.pge.tokens import TokenResponse, token_fields, token_response_build
 from gascap.pge.transport import FetchedDocument, Transport
 from gascap.pge.urls import published_params
@@ -313,12 +313,7 @@ class PgeClient:
             url=url, token=client_token, max_bytes=TOKEN_BODY_BYTES, kind=CallKind.SERVICE_STATUS
         ) as document:
             body = document.read()
-        try:
-            root = parse_small_document(body)
-        except XmlRejected as exc:
-            raise PgePermanentError(
-                f"ServiceStatus rejected: {exc.reason}", code="malformed"
-            ) from None
+        root = parse_small_answer(body, what="ServiceStatus answer")
         status = next(root.iter(f"{{{ESPI}}}currentStatus"), None)
         current = (status.text or "").strip() if status is not None else ""
         if not current:

@@ -8,7 +8,8 @@
 - The BatchList notification body is parsed with defusedxml (`forbid_dtd=True`), which refuses
   a DTD before expanding anything.
 
-Every failure is an `XmlRejected` that says why and, where the parser knows, where.
+Every failure is an `XmlRejected` that says why and, where the parser knows, where;
+`parse_small_answer` turns one in a small answer from PG&E into `PgePermanentError("malformed")`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from xml.etree.ElementTree import Element
 import defusedxml
 import defusedxml.ElementTree
 from lxml import etree
+
+from gascap.pge.errors import PgePermanentError
 
 # The options R3 names. `huge_tree=False` keeps libxml2's limits: text nodes over 10 MB and
 # nesting deeper than 256 are refused instead of exhausting memory or the stack.
@@ -134,6 +137,17 @@ def parse_small_document(data: bytes) -> etree._Element:
     for element in root.iter():
         _refuse_attributes(element)
     return root
+
+
+def parse_small_answer(data: bytes, *, what: str) -> etree._Element:
+    """`parse_small_document` for an answer PG&E sent (`what`: "token answer", ...): one that is
+    not usable XML is PG&E's permanent, `malformed` error, not worth a retry."""
+    try:
+        return parse_small_document(data)
+    except XmlRejected as exc:
+        raise PgePermanentError(
+            f"{what} is not usable XML: {exc.reason}", code="malformed"
+        ) from None
 
 
 def parse_batchlist_document(data: bytes) -> Element:

@@ -16,7 +16,7 @@ from typing import Any
 from lxml import etree
 
 from gascap.pge.errors import PgePermanentError
-from gascap.pge.safexml import XmlRejected, parse_small_document
+from gascap.pge.safexml import parse_small_answer
 
 # PG&E documents expires_in = 3600 for every grant; used only if an answer omits it.
 DEFAULT_EXPIRES_IN = 3600
@@ -79,12 +79,7 @@ def token_fields(body: bytes, content_type: str) -> dict[str, Any]:
     stripped = body.strip()
     kind = content_type.lower()
     if "xml" in kind or (stripped.startswith(b"<") and "json" not in kind):
-        try:
-            root = parse_small_document(stripped)
-        except XmlRejected as exc:
-            raise PgePermanentError(
-                f"token answer is not usable XML: {exc.reason}", code="malformed"
-            ) from None
+        root = parse_small_answer(stripped, what="token answer")
         fields: dict[str, Any] = {}
         for element in root.iter():
             if isinstance(element.tag, str) and len(element) == 0 and element.text:
