@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -83,16 +82,6 @@ def _children(pid: int) -> list[int]:
             if int(fields[1]) == pid:
                 found.append(int(entry.name))
     return found
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _seed(count: int) -> None:
@@ -226,7 +215,14 @@ def run(
     from sandbox.scale import scale_expected
     from sandbox.server import SandboxServer
     from sandbox.state import SandboxState
-    from tests.support import celery_worker_argv, free_port, loopback_session, pipeline_settled
+    from tests.support import (
+        celery_worker_argv,
+        free_port,
+        loopback_session,
+        pipeline_settled,
+        process_stop,
+        sandbox_client_env,
+    )
 
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     certs, _ = certs_ensure(directory=BENCH_DIR / "pipeline-certs")
@@ -245,14 +241,7 @@ def run(
         scale_per_document=per_document,
     )
     sandbox = SandboxServer(SandboxState(), config).start()
-    pge_env = {
-        "GASCAP_PGE_API_BASE": sandbox.api_base,
-        "GASCAP_PGE_TOKEN_URL": f"{sandbox.base_url}/datacustodian/oauth/v2/token",
-        "GASCAP_PGE_AUTHORIZE_URL": f"{sandbox.base_url}/myAuthorization",
-        "GASCAP_PGE_CA_BUNDLE": str(certs.ca),
-        "GASCAP_PGE_CLIENT_CERT": str(certs.client_cert),
-        "GASCAP_PGE_CLIENT_KEY": str(certs.client_key),
-    }
+    pge_env = sandbox_client_env(sandbox)
     env.update(pge_env)
     for name, value in pge_env.items():
         setattr(settings, name, value)
@@ -332,7 +321,7 @@ def run(
     finally:
         probe.stopped.set()
         for proc in procs.values():
-            _stop(proc)
+            process_stop(proc)
         for log in logs.values():
             log.close()
         sandbox.stop()

@@ -92,6 +92,35 @@ def sandbox_consent(
     return subscription_id, access, refresh
 
 
+def sandbox_client_env(sandbox: object) -> dict[str, str]:
+    """The GASCAP_PGE_* settings that point a gascap process at a running sandbox: its API base,
+    token endpoint and consent page, its CA, and the client certificate it expects (mTLS)."""
+    from sandbox.certs import CertPaths
+
+    base_url = sandbox.base_url  # type: ignore[attr-defined]
+    certs = CertPaths(sandbox.config.cert_dir)  # type: ignore[attr-defined]
+    return {
+        "GASCAP_PGE_API_BASE": sandbox.api_base,  # type: ignore[attr-defined]
+        "GASCAP_PGE_TOKEN_URL": f"{base_url}/datacustodian/oauth/v2/token",
+        "GASCAP_PGE_AUTHORIZE_URL": f"{base_url}/myAuthorization",
+        "GASCAP_PGE_CA_BUNDLE": str(certs.ca),
+        "GASCAP_PGE_CLIENT_CERT": str(certs.client_cert),
+        "GASCAP_PGE_CLIENT_KEY": str(certs.client_key),
+    }
+
+
+def process_stop(proc: subprocess.Popen, *, timeout: float = 20) -> None:
+    """Stop a process this test or bench started, by its PID: SIGTERM (a graceful shutdown),
+    then SIGKILL if it has not exited within `timeout` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def celery_worker_argv(
     *, name: str, pool: str = "solo", concurrency: int = 1, queues: str = "default,ingest,pge_fetch"
 ) -> list[str]:

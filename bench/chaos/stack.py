@@ -140,7 +140,7 @@ class ChaosStack:
         from sandbox.config import sandbox_config
         from sandbox.server import SandboxServer
         from sandbox.state import SandboxState
-        from tests.support import sandbox_consent
+        from tests.support import sandbox_client_env, sandbox_consent
 
         certs, _ = certs_ensure(directory=self.work / "certs")
         config = sandbox_config(
@@ -153,16 +153,7 @@ class ChaosStack:
             bulk_id=BULK_ID,
         )
         self.sandbox = SandboxServer(SandboxState(), config).start()
-        self.env.update(
-            {
-                "GASCAP_PGE_API_BASE": self.sandbox.api_base,
-                "GASCAP_PGE_TOKEN_URL": f"{self.sandbox.base_url}/datacustodian/oauth/v2/token",
-                "GASCAP_PGE_AUTHORIZE_URL": f"{self.sandbox.base_url}/myAuthorization",
-                "GASCAP_PGE_CA_BUNDLE": str(certs.ca),
-                "GASCAP_PGE_CLIENT_CERT": str(certs.client_cert),
-                "GASCAP_PGE_CLIENT_KEY": str(certs.client_key),
-            }
-        )
+        self.env.update(sandbox_client_env(self.sandbox))
         settings.GASCAP_FIELD_ENCRYPTION_KEYS = [self.env["GASCAP_FIELD_ENCRYPTION_KEYS"]]
         for key in CUSTOMERS:
             sid, _, _ = sandbox_consent(self.sandbox, customer_key=key, display_name=f"chaos {key}")

@@ -6,7 +6,6 @@ for the end-to-end tests."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import threading
@@ -19,7 +18,7 @@ from xml.sax.saxutils import escape
 import pytest
 import responses
 
-from tests.support import celery_worker_argv, wait_until_worker_ready
+from tests.support import celery_worker_argv, process_stop, wait_until_worker_ready
 
 API_BASE = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
 TOKEN_URL = "https://api.pge.com/datacustodian/oauth/v2/token"
@@ -362,13 +361,7 @@ def celery_worker_process(tmp_path):
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        process_stop(proc, timeout=15)
 
 
 def worker_log(tmp_path: Path) -> str:

@@ -27,7 +27,9 @@ from tests.support import (
     free_port,
     loopback_session,
     pipeline_settled,
+    process_stop,
     redis_url_with_db,
+    sandbox_client_env,
     sandbox_consent,
     subprocess_database_url,
 )
@@ -102,12 +104,7 @@ def stack(tmp_path, settings, celery_worker_process) -> Iterator[Stack]:
         "REDIS_URL": _redis_url(),
         "GASCAP_VAR_DIR": str(tmp_path / "var"),
         "GASCAP_FIELD_ENCRYPTION_KEYS": key,
-        "GASCAP_PGE_API_BASE": sandbox.api_base,
-        "GASCAP_PGE_TOKEN_URL": f"{sandbox.base_url}/datacustodian/oauth/v2/token",
-        "GASCAP_PGE_AUTHORIZE_URL": f"{sandbox.base_url}/myAuthorization",
-        "GASCAP_PGE_CA_BUNDLE": str(certs.ca),
-        "GASCAP_PGE_CLIENT_CERT": str(certs.client_cert),
-        "GASCAP_PGE_CLIENT_KEY": str(certs.client_key),
+        **sandbox_client_env(sandbox),
         "GASCAP_PGE_CLIENT_ID": "sandbox-client",
         "GASCAP_PGE_CLIENT_SECRET": "sandbox-secret",
         "GASCAP_PGE_THIRD_PARTY_ID": "99999",
@@ -153,12 +150,7 @@ def stack(tmp_path, settings, celery_worker_process) -> Iterator[Stack]:
         )
         yield Stack(sandbox=sandbox, env=env, web_url=web_url, sid=sid, tmp_path=tmp_path)
     finally:
-        web.terminate()
-        try:
-            web.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait()
+        process_stop(web, timeout=10)
         web_log.close()
         sandbox.stop()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,9 @@ from tests.support import (
     free_port,
     loopback_session,
     pipeline_settled,
+    process_stop,
     redis_url_with_db,
+    sandbox_client_env,
     sandbox_consent,
     subprocess_database_url,
     wait_until_worker_ready,
@@ -45,16 +46,6 @@ REPO = Path(__file__).resolve().parents[2]
 NOTIFY_TOKEN = "notify-metrics-test-0123456789"
 METRICS_TOKEN = "metrics-scrape-token-0123456789"
 REDIS_DB = 12  # a Redis database of its own: no other test's worker takes these messages
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _wait(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
@@ -102,12 +93,7 @@ def running(tmp_path, settings) -> Iterator[dict[str, object]]:
         "REDIS_URL": redis_url,
         "GASCAP_VAR_DIR": str(tmp_path / "var"),
         "GASCAP_FIELD_ENCRYPTION_KEYS": key,
-        "GASCAP_PGE_API_BASE": sandbox.api_base,
-        "GASCAP_PGE_TOKEN_URL": f"{sandbox.base_url}/datacustodian/oauth/v2/token",
-        "GASCAP_PGE_AUTHORIZE_URL": f"{sandbox.base_url}/myAuthorization",
-        "GASCAP_PGE_CA_BUNDLE": str(certs.ca),
-        "GASCAP_PGE_CLIENT_CERT": str(certs.client_cert),
-        "GASCAP_PGE_CLIENT_KEY": str(certs.client_key),
+        **sandbox_client_env(sandbox),
         "GASCAP_PGE_CLIENT_ID": "sandbox-client",
         "GASCAP_PGE_CLIENT_SECRET": "sandbox-secret",
         "GASCAP_PGE_THIRD_PARTY_ID": "99999",
@@ -164,8 +150,8 @@ def running(tmp_path, settings) -> Iterator[dict[str, object]]:
             "http": http,
         }
     finally:
-        _stop(web)
-        _stop(worker)
+        process_stop(web)
+        process_stop(worker)
         sandbox.stop()
 
 

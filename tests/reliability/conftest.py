@@ -13,7 +13,6 @@ Every test here uses `transactional_db`: the subprocesses must see committed row
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings as django_settings
 
+from bench.chaos.services import LocalRedis, first_free
 from tests.reliability.faultproxy import FaultProxy
 from tests.support import (  # noqa: F401 (batchlist: re-exported for the tests here)
     REPO,
@@ -34,6 +34,7 @@ from tests.support import (  # noqa: F401 (batchlist: re-exported for the tests 
     free_port,
     loopback_session,
     redis_url_with_db,
+    sandbox_client_env,
     sandbox_consent,
     subprocess_database_url,
     wait_until_worker_ready,
@@ -223,12 +224,7 @@ def stack(tmp_path, settings, transactional_db, redis_db) -> Iterator[Stack]:
     key = Fernet.generate_key().decode()
     env = {
         **base_env(tmp_path, key),
-        "GASCAP_PGE_API_BASE": sandbox.api_base,
-        "GASCAP_PGE_TOKEN_URL": f"{sandbox.base_url}/datacustodian/oauth/v2/token",
-        "GASCAP_PGE_AUTHORIZE_URL": f"{sandbox.base_url}/myAuthorization",
-        "GASCAP_PGE_CA_BUNDLE": str(certs.ca),
-        "GASCAP_PGE_CLIENT_CERT": str(certs.client_cert),
-        "GASCAP_PGE_CLIENT_KEY": str(certs.client_key),
+        **sandbox_client_env(sandbox),
     }
     # This process may fetch from the same sandbox (golden runs) with the same key.
     settings.GASCAP_FIELD_ENCRYPTION_KEYS = [key]
@@ -314,71 +310,16 @@ class Sweeper:
         self._thread.join(timeout=30)
 
 
-@dataclass
-class RedisServer:
-    """A redis-server of this test's own (loopback, a port in 6600-6699, AOF as in
-    docker-compose.yml), stopped and started by its PID, never by name."""
-
-    port: int
-    directory: Path
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        argv = [
-            "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
-            "--dir", str(self.directory), "--appendonly", "yes",
-            "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
-            "--save", "", "--protected-mode", "yes",
-        ]  # fmt: skip
-        with open(self.directory / "redis.log", "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    client.close()
-                    return
-            except redis.RedisError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on {self.port} did not start")
-
-    def stop(self) -> None:
-        """SIGTERM, as `docker compose stop` / systemd do: Redis flushes its AOF and exits."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=20)
-
-
 @pytest.fixture
-def private_redis(tmp_path) -> Iterator[RedisServer]:
-    import socket
-
-    for port in range(6600, 6700):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        break
-    else:  # pragma: no cover
+def private_redis(tmp_path) -> Iterator[LocalRedis]:
+    """A redis-server of this test's own (loopback, a port in 6600-6699, AOF as in
+    docker-compose.yml: the chaos run's `LocalRedis`), stopped and started by its PID, never
+    by name."""
+    try:
+        port = first_free(range(6600, 6700))
+    except RuntimeError:  # pragma: no cover
         pytest.skip("no free port in 6600-6699 for a private redis-server")
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(port=port, directory=directory)
+    server = LocalRedis(root=tmp_path / "redis", port=port)
     server.start()
     previous = django_settings.CELERY_BROKER_URL
     _publish_to(server.url)
@@ -386,4 +327,4 @@ def private_redis(tmp_path) -> Iterator[RedisServer]:
         yield server
     finally:
         _publish_to(previous)
-        server.kill()
+        server.kill9()

@@ -69,7 +69,7 @@ def test_workers_survive_redis_restarts_and_lose_nothing(stack, private_redis, p
     def in_flight() -> bool:
         return Fetch.objects.filter(pk__in=ids, status=Fetch.Status.RUNNING).exists()
 
-    outages = [private_redis.stop] * STOPS + [private_redis.kill]
+    outages = [private_redis.stop] * STOPS + [private_redis.kill9]
     settings_now = {k: float(v) for k, v in heartbeat_env().items()}
     with override_settings(**settings_now), Sweeper(SWEEP_PERIOD, age_seconds=3) as sweeper:
         for n, outage in enumerate(outages, start=1):
