@@ -17,11 +17,17 @@ from customers import crypto
 
 
 class TokenCarrier(models.Model):
-    """A row with encrypted token columns bound to it (Authorization, ClientToken)."""
+    """A row with encrypted token columns bound to it (Authorization, ClientToken): an access
+    token, its expiry, and the outcome of the last refresh."""
 
     # Part of every ciphertext's authenticated payload: copying a ciphertext into another row
     # fails to decrypt (docs/reliability.md test 51). Never changes once the row exists.
     token_binding = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    access_token_encrypted = models.TextField(blank=True, editable=False)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -41,6 +47,18 @@ class TokenCarrier(models.Model):
             self,
             field,
             crypto.token_encrypt(value, binding=self._binding(), field=field) if value else "",
+        )
+
+    @property
+    def access_token(self) -> str | None:
+        return self.token_read("access_token_encrypted")
+
+    def access_token_fresh(self, *, now: datetime, skew: timedelta) -> bool:
+        """A usable access token that does not expire within `skew`."""
+        return bool(
+            self.access_token_encrypted
+            and self.access_token_expires_at
+            and self.access_token_expires_at > now + skew
         )
 
 
@@ -129,17 +147,12 @@ class Authorization(TokenCarrier):
     # `authorized_end` (NULL: open-ended). docs/pge-protocol.md, "Data APIs".
     expires_at = models.DateTimeField(null=True, blank=True)
     pge_status = models.SmallIntegerField(null=True, blank=True)
-    access_token_encrypted = models.TextField(blank=True, editable=False)
     refresh_token_encrypted = models.TextField(blank=True, editable=False)
-    access_token_expires_at = models.DateTimeField(null=True, blank=True)
-    last_refreshed_at = models.DateTimeField(null=True, blank=True)
     # Set (and committed) before a refresh request goes to PG&E, cleared when PG&E's answer
     # is stored or PG&E answered an error. Still set on a later refresh: an earlier request
     # may have rotated the refresh token at PG&E and its answer was lost (a crash between
     # the answer and our commit, a timeout), so an invalid_grant then says so.
     refresh_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.TextField(blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
     # When the consent became REVOKED (None while it is not): the retention clock.
     revoked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -151,10 +164,6 @@ class Authorization(TokenCarrier):
 
     def __str__(self) -> str:
         return f"Authorization {self.subscription_id or self.public_id} ({self.status})"
-
-    @property
-    def access_token(self) -> str | None:
-        return self.token_read("access_token_encrypted")
 
     @property
     def refresh_token(self) -> str | None:
@@ -171,14 +180,6 @@ class Authorization(TokenCarrier):
         self.access_token_encrypted = ""
         self.refresh_token_encrypted = ""
         self.access_token_expires_at = None
-
-    def access_token_fresh(self, *, now: datetime, skew: timedelta) -> bool:
-        """A usable access token that does not expire within `skew`."""
-        return bool(
-            self.access_token_encrypted
-            and self.access_token_expires_at
-            and self.access_token_expires_at > now + skew
-        )
 
 
 class ServiceKind(models.TextChoices):
@@ -217,26 +218,10 @@ class ClientToken(TokenCarrier):
 
     SINGLETON_PK = 1
 
-    access_token_encrypted = models.TextField(blank=True, editable=False)
-    access_token_expires_at = models.DateTimeField(null=True, blank=True)
     scope = models.TextField(blank=True)
-    last_refreshed_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    last_error_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return "client-credentials token"
-
-    @property
-    def access_token(self) -> str | None:
-        return self.token_read("access_token_encrypted")
-
-    def access_token_fresh(self, *, now: datetime, skew: timedelta) -> bool:
-        return bool(
-            self.access_token_encrypted
-            and self.access_token_expires_at
-            and self.access_token_expires_at > now + skew
-        )
 
 
 class ConsentState(models.Model):
