@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PG_PORTS = range(56500, 56600)
 REDIS_PORTS = range(6700, 6800)
@@ -181,43 +182,19 @@ class LocalPostgres:
             what="the killed PostgreSQL processes to go",
         )
 
-    def createdb(self, name: str) -> None:
+    def _psql(self, *args: str, **run: Any) -> subprocess.CompletedProcess:
+        """psql as the postgres user on this cluster (loopback, trust auth)."""
         psql = shutil.which("psql") or str(self.bin / "psql")
-        subprocess.run(
-            [
-                psql,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-qc",
-                f'CREATE DATABASE "{name}"',
-            ],
-            check=True,
-            capture_output=True,
-        )
+        argv = [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *args]
+        return subprocess.run(argv, capture_output=True, **run)
+
+    def createdb(self, name: str) -> None:
+        self._psql("-qc", f'CREATE DATABASE "{name}"', check=True)
 
     def connections(self, database: str) -> int:
         """Sessions open on `database` right now (pg_stat_activity)."""
-        psql = shutil.which("psql") or str(self.bin / "psql")
-        done = subprocess.run(
-            [
-                psql,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-tAc",
-                f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'",  # noqa: S608
-            ],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        query = f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{database}'"  # noqa: S608
+        done = self._psql("-tAc", query, text=True, timeout=10)
         return int(done.stdout.strip() or -1) if done.returncode == 0 else -1
 
 
