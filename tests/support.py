@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -90,6 +91,30 @@ def sandbox_consent(
     )
     authorization.save()
     return subscription_id, access, refresh
+
+
+def sandbox_start_quiet(
+    directory: Path, *, client_id: str, client_secret: str, bulk_id: str
+) -> Any:
+    """A started sandbox (a `sandbox.server.SandboxServer`, certificates under `directory`) for a
+    stack whose driver delivers the BatchLists itself: the sandbox's own notifications go to a
+    closed port."""
+    from sandbox.certs import certs_ensure
+    from sandbox.config import sandbox_config
+    from sandbox.server import SandboxServer
+    from sandbox.state import SandboxState
+
+    certs, _ = certs_ensure(directory=directory)
+    config = sandbox_config(
+        cert_dir=certs.directory,
+        notify_url="http://127.0.0.1:9/unused/",
+        notify_delay=0.1,
+        redirect_uris=("http://localhost:8000/consent/callback/",),
+        client_id=client_id,
+        client_secret=client_secret,
+        bulk_id=bulk_id,
+    )
+    return SandboxServer(SandboxState(), config).start()
 
 
 def sandbox_client_env(sandbox: object) -> dict[str, str]:

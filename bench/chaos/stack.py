@@ -136,23 +136,12 @@ class ChaosStack:
     def _start_sandbox(self) -> None:
         from django.conf import settings
 
-        from sandbox.certs import certs_ensure
-        from sandbox.config import sandbox_config
-        from sandbox.server import SandboxServer
-        from sandbox.state import SandboxState
-        from tests.support import sandbox_client_env, sandbox_consent
+        from tests.support import sandbox_client_env, sandbox_consent, sandbox_start_quiet
 
-        certs, _ = certs_ensure(directory=self.work / "certs")
-        config = sandbox_config(
-            cert_dir=certs.directory,
-            notify_url="http://127.0.0.1:9/unused/",  # the driver delivers BatchLists itself
-            notify_delay=0.1,
-            redirect_uris=("http://localhost:8000/consent/callback/",),
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
-            bulk_id=BULK_ID,
+        # The driver delivers BatchLists itself.
+        self.sandbox = sandbox_start_quiet(
+            self.work / "certs", client_id=CLIENT_ID, client_secret=CLIENT_SECRET, bulk_id=BULK_ID
         )
-        self.sandbox = SandboxServer(SandboxState(), config).start()
         self.env.update(sandbox_client_env(self.sandbox))
         settings.GASCAP_FIELD_ENCRYPTION_KEYS = [self.env["GASCAP_FIELD_ENCRYPTION_KEYS"]]
         for key in CUSTOMERS:

@@ -36,6 +36,7 @@ from tests.support import (  # noqa: F401 (batchlist: re-exported for the tests 
     redis_url_with_db,
     sandbox_client_env,
     sandbox_consent,
+    sandbox_start_quiet,
     subprocess_database_url,
     wait_until_worker_ready,
 )
@@ -204,23 +205,10 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path, settings, transactional_db, redis_db) -> Iterator[Stack]:
-
-    from sandbox.certs import certs_ensure
-    from sandbox.config import sandbox_config
-    from sandbox.server import SandboxServer
-    from sandbox.state import SandboxState
-
-    certs, _ = certs_ensure(directory=tmp_path / "certs")
-    config = sandbox_config(
-        cert_dir=certs.directory,
-        notify_url="http://127.0.0.1:9/unused/",  # these tests deliver BatchLists themselves
-        notify_delay=0.1,
-        redirect_uris=("http://localhost:8000/consent/callback/",),
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        bulk_id=BULK_ID,
+    # These tests deliver BatchLists themselves.
+    sandbox = sandbox_start_quiet(
+        tmp_path / "certs", client_id=CLIENT_ID, client_secret=CLIENT_SECRET, bulk_id=BULK_ID
     )
-    sandbox = SandboxServer(SandboxState(), config).start()
     key = Fernet.generate_key().decode()
     env = {
         **base_env(tmp_path, key),
