@@ -11,6 +11,7 @@ ingest's usage point page (looked up by app label: customers does not import ing
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
@@ -211,19 +212,41 @@ class AuthorizationAdmin(admin.ModelAdmin):
     def scope_readable(self, obj: Authorization) -> str:
         return scope_describe(obj.scope_params)
 
-    @admin.action(description="Refresh tokens now", permissions=["change"])
-    def refresh_tokens_now(self, request: HttpRequest, queryset: QuerySet[Authorization]) -> None:
-        now = timezone.now()
+    def _each_at_pge(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Authorization],
+        call: Callable[[int], object],
+        *,
+        done_note: str,
+        failed_note: str,
+    ) -> tuple[int, list[str]]:
+        """`call(authorization pk)` for each selected consent, each outcome noted in the row's
+        history. What can stop one (the consent unusable, PG&E's error, the call budget spent)
+        stops only that one. Returns how many succeeded and "subscription id: error" for each
+        that did not."""
         done, failed = 0, []
         for authorization in queryset:
             try:
-                authorization_refresh(authorization_id=authorization.pk, now=now, force=True)
+                call(authorization.pk)
             except (AuthorizationUnavailable, PgeError, BudgetExhausted) as exc:
                 failed.append(f"{authorization.subscription_id}: {exc}")
-                self.log_change(request, authorization, f"Token refresh failed: {exc}"[:200])
+                self.log_change(request, authorization, f"{failed_note}: {exc}"[:200])
             else:
                 done += 1
-                self.log_change(request, authorization, "Refreshed tokens at PG&E")
+                self.log_change(request, authorization, done_note)
+        return done, failed
+
+    @admin.action(description="Refresh tokens now", permissions=["change"])
+    def refresh_tokens_now(self, request: HttpRequest, queryset: QuerySet[Authorization]) -> None:
+        now = timezone.now()
+        done, failed = self._each_at_pge(
+            request,
+            queryset,
+            lambda pk: authorization_refresh(authorization_id=pk, now=now, force=True),
+            done_note="Refreshed tokens at PG&E",
+            failed_note="Token refresh failed",
+        )
         if done:
             self.message_user(request, f"Refreshed {done} token(s).", messages.SUCCESS)
         for failure in failed:
@@ -254,20 +277,15 @@ class AuthorizationAdmin(admin.ModelAdmin):
             }
             return TemplateResponse(request, "customers/admin/revoke_confirmation.html", context)
         now = timezone.now()
-        revoked = 0
-        for authorization in queryset:
-            try:
-                authorization_revoke(authorization_id=authorization.pk, now=now)
-            except (PgeError, AuthorizationUnavailable, BudgetExhausted) as exc:
-                self.message_user(
-                    request,
-                    f"Could not revoke {authorization.subscription_id}: {exc}",
-                    messages.ERROR,
-                )
-                self.log_change(request, authorization, f"Revocation failed: {exc}"[:200])
-            else:
-                revoked += 1
-                self.log_change(request, authorization, "Revoked consent at PG&E")
+        revoked, failed = self._each_at_pge(
+            request,
+            queryset,
+            lambda pk: authorization_revoke(authorization_id=pk, now=now),
+            done_note="Revoked consent at PG&E",
+            failed_note="Revocation failed",
+        )
+        for failure in failed:
+            self.message_user(request, f"Could not revoke {failure}", messages.ERROR)
         if revoked:
             self.message_user(request, f"Revoked {revoked} consent(s).", messages.SUCCESS)
         return None

@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
+from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -87,6 +88,16 @@ def test_change_permission_allows_the_actions_and_each_is_logged(
         "Revoked consent at PG&E",
     ]
     assert all(str(consent.pk) == e.object_id for e in LogEntry.objects.all())
+
+
+def test_failed_revocation_is_shown_and_logged_and_the_consent_stays(consent, pge):
+    pge.delete_status = 400
+    operator = staff("op-change", "view_authorization", "change_authorization")
+    response = action(operator, "revoke_consent", consent, confirmed="yes")
+    shown = [str(m) for m in get_messages(response.wsgi_request)]
+    assert len(shown) == 1 and shown[0].startswith(f"Could not revoke {SUBSCRIPTION_ID}: ")
+    assert LogEntry.objects.get().get_change_message().startswith("Revocation failed: ")
+    assert Authorization.objects.get().status == Authorization.Status.ACTIVE
 
 
 def test_failed_action_is_logged_without_a_token(consent, pge):
