@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,17 @@ def sandbox_consent(
     )
     authorization.save()
     return subscription_id, access, refresh
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float, what: str = "") -> None:
+    """Poll `condition` every 0.1 s until it is true; AssertionError naming `what` after
+    `timeout` seconds (a wait on a condition, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
 def sandbox_start_quiet(

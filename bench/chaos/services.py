@@ -14,10 +14,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support import wait_for
 
 PG_PORTS = range(56500, 56600)
 REDIS_PORTS = range(6700, 6800)
@@ -62,15 +63,6 @@ def pg_bin() -> Path:
         if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
             return candidate
     raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found")
-
-
-def _wait(condition, *, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @dataclass
@@ -176,7 +168,7 @@ class LocalPostgres:
             except ProcessLookupError:
                 pass
         victims = [pid, *map(int, children)]
-        _wait(
+        wait_for(
             lambda: not port_listening(self.port) and not any(map(pid_alive, victims)),
             timeout=30,
             what="the killed PostgreSQL processes to go",
@@ -239,7 +231,7 @@ class LocalRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait(self._pong, timeout=30, what="Redis to answer PING")
+        wait_for(self._pong, timeout=30, what="Redis to answer PING")
 
     def _pong(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -9,8 +9,7 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from tests.support import (
     sandbox_client_env,
     sandbox_consent,
     subprocess_database_url,
+    wait_for,
     wait_until_worker_ready,
 )
 
@@ -46,15 +46,6 @@ REPO = Path(__file__).resolve().parents[2]
 NOTIFY_TOKEN = "notify-metrics-test-0123456789"
 METRICS_TOKEN = "metrics-scrape-token-0123456789"
 REDIS_DB = 12  # a Redis database of its own: no other test's worker takes these messages
-
-
-def _wait(condition: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -138,7 +129,7 @@ def running(tmp_path, settings) -> Iterator[dict[str, object]]:
                 assert web.poll() is None, web_log.read_text()
                 return False
 
-        _wait(web_up, "gunicorn", timeout=60)
+        wait_for(web_up, what="gunicorn", timeout=60)
         wait_until_worker_ready(worker, worker_log)
         sid, _, _ = sandbox_consent(sandbox, customer_key="electric", display_name="metrics test")
         yield {
@@ -183,7 +174,9 @@ def test_scrape_counts_the_work_of_every_process(running) -> None:
         )
         assert report.statuses == [202]
     fetches = Fetch.objects.filter(url__startswith=sandbox.api_base)
-    _wait(lambda: fetches.count() == 2 and pipeline_settled(fetches), "the pipeline")
+    wait_for(
+        lambda: fetches.count() == 2 and pipeline_settled(fetches), what="the pipeline", timeout=90
+    )
     assert set(fetches.values_list("status", flat=True)) == {Fetch.Status.INGESTED}
     for _ in range(5):  # refused deliveries leave no row: only the counter knows them
         assert http.post(f"{web_url}/pge/notify/guess/", data=b"<x/>", timeout=5).status_code == 404

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from django.conf import settings as django_settings
 
 from bench.chaos.services import LocalRedis, first_free
 from tests.reliability.faultproxy import FaultProxy
-from tests.support import (  # noqa: F401 (batchlist: re-exported for the tests here)
+from tests.support import (  # noqa: F401 (batchlist, wait_for: re-exported for the tests here)
     REPO,
     Procs,
     batchlist,
@@ -38,6 +38,7 @@ from tests.support import (  # noqa: F401 (batchlist: re-exported for the tests 
     sandbox_consent,
     sandbox_start_quiet,
     subprocess_database_url,
+    wait_for,
     wait_until_worker_ready,
 )
 
@@ -56,15 +57,6 @@ database_url = subprocess_database_url
 
 def redis_url() -> str:
     return redis_url_with_db(REL_REDIS_DB)
-
-
-def wait_for(condition: Callable[[], bool], *, timeout: float, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
 
 
 def readings_checksum() -> tuple[int, str]:
