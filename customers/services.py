@@ -5,8 +5,9 @@ Customer tokens are refreshed lazily, when work needs one (`access_token_for_sub
 never by a sweep of all tokens: a refresh is a PG&E call, and PG&E's daily budget
 (docs/pge-protocol.md, "Rate limits") would not survive ~24 refreshes per customer a day.
 
-Contract used by ingest (docs/architecture.md): `access_token_for_subscription`,
-`client_access_token`, `authorization_report_forbidden`, `AuthorizationUnavailable`.
+Contract used by ingest (docs/architecture.md): `pge_call_authorized` (the one 403 → refresh →
+retry → report rule), `access_token_for_subscription`, `client_access_token`,
+`authorization_report_forbidden`, `AuthorizationUnavailable`, `CallForbidden`.
 
 Rules (docs/reliability.md R6, tests 54-56):
 - Refresh holds `SELECT ... FOR UPDATE` on the authorization and re-checks the expiry after the
@@ -21,8 +22,9 @@ Rules (docs/reliability.md R6, tests 54-56):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from celery import current_app
 from django.conf import settings
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from gascap.pge.client import PgeClient
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Status = Authorization.Status
 USABLE_STATUSES = (Status.ACTIVE,)
@@ -296,6 +299,56 @@ def authorization_report_forbidden(*, subscription_id: str, url: str, now: datet
             now=now,
         )
     return True
+
+
+class CallForbidden(Exception):
+    """PG&E refused a call with a freshly refreshed token (after `pge_call_authorized`'s one
+    refresh and retry). `reason`: "forbidden" (the subscription's own batch, or a call with
+    the client token) or "forbidden_resource" (a resource that may lie outside the granted
+    scope: the consent was kept); `consent_ended`: the authorization was moved to
+    NEEDS_RECONSENT; `error` the second refusal."""
+
+    def __init__(self, *, reason: str, consent_ended: bool, error: PgeAuthError) -> None:
+        super().__init__(str(error))
+        self.reason = reason
+        self.consent_ended = consent_ended
+        self.error = error
+
+
+def pge_call_authorized(
+    call: Callable[[str], T], *, subscription_id: str, url: str, now: datetime
+) -> T:
+    """`call(token)` with the token `subscription_id` names (its customer token; the client
+    token when empty), by the one rule for a refused token: PG&E signals an expired token
+    with 401/403 (docs/pge-protocol.md), so refresh once and retry once; a second refusal is
+    reported (`authorization_report_forbidden`: only the subscription's own batch at `url`
+    ends the consent) and raised as `CallForbidden`. An `invalid_grant` refusal is raised as
+    is, never retried. Raises AuthorizationUnavailable when no usable token exists."""
+
+    def token(force: bool) -> str:
+        if subscription_id:
+            return access_token_for_subscription(
+                subscription_id=subscription_id, now=now, force_refresh=force
+            )
+        return client_access_token(now=now, force_refresh=force)
+
+    try:
+        return call(token(False))
+    except PgeAuthError as first:
+        if first.invalid_grant:
+            raise
+    try:
+        return call(token(True))
+    except PgeAuthError as second:
+        ended = False
+        own_batch = True
+        if subscription_id:
+            ended = authorization_report_forbidden(
+                subscription_id=subscription_id, url=url, now=now
+            )
+            own_batch = _subscription_root(url=url, subscription_id=subscription_id)
+        reason = "forbidden" if ended or own_batch else "forbidden_resource"
+        raise CallForbidden(reason=reason, consent_ended=ended, error=second) from None
 
 
 def client_access_token(*, now: datetime, force_refresh: bool = False) -> str:

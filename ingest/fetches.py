@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from gascap.pge.errors import (
@@ -37,8 +36,7 @@ from gascap.pge.errors import (
 from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 from gascap.pge.safexml import XmlRejected
 from gascap.pge_budget.pacing import RateLimitTimeout
-from gascap.worker_heartbeat import lease_held, lease_new, this_runner
-from ingest.backoff import backoff_delay
+from ingest.claims import LeaseLost, retry_delay, row_claim, row_save
 from ingest.models import Fetch, FetchAttempt
 from ingest.notifications import fetch_enqueue
 from ingest.pge_resources import ResourceRefused, fetch_kind, resource_parse, url_check
@@ -72,64 +70,11 @@ class _Failed(Exception):
         self.status = status
 
 
-def _lease() -> timedelta:
-    # No run can legitimately last beyond the hard time limit: past it the row is abandoned,
-    # whoever holds it (the backstop for a run that ended without recording its outcome).
-    return timedelta(seconds=int(settings.CELERY_TASK_TIME_LIMIT) + 60)
-
-
-def _claim(fetch_id: int, now: datetime, task_id: str | None) -> Fetch | None:
-    """Take the row with one conditional UPDATE, naming this process (its heartbeat) and a new
-    lease. A RUNNING row whose runner died is handed back by the sweeper (RETRYING) before it
-    can be claimed again (gascap/worker_heartbeat.py)."""
-    runnable = Q(status__in=[Fetch.Status.PENDING, Fetch.Status.RETRYING]) | Q(
-        status=Fetch.Status.RUNNING, started_at__lt=now - _lease()
-    )
-    if task_id:
-        runnable |= Q(status=Fetch.Status.RUNNING, runner_task_id=task_id)
-    claimed = Fetch.objects.filter(runnable, pk=fetch_id).update(
-        status=Fetch.Status.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        runner_task_id=task_id or "",
-        runner=this_runner(),
-        lease=lease_new(),
-        next_attempt_at=None,
-    )
-    return Fetch.objects.get(pk=fetch_id) if claimed else None
-
-
-class _LeaseLost(Exception):
-    """The row was taken over (this run was taken for dead): its outcome is not ours to write."""
-
-
-def _save(fetch: Fetch, **fields: object) -> None:
-    """Write fields of the claimed row, only while this run's lease holds it. (The runner
-    stays on the finished row: the operator sees which worker process ran it last.)"""
-    if not lease_held(Fetch.objects, pk=fetch.pk, lease=fetch.lease).update(**fields):
-        raise _LeaseLost(fetch.pk)
-    for name, value in fields.items():
-        setattr(fetch, name, value)
-
-
-def _token(fetch: Fetch, *, now: datetime, force_refresh: bool = False) -> str:
-    """The token of the authorization the URL names — never a default one (threat T3)."""
-    from customers import services as customer_services
-
-    if fetch.subscription_id:
-        try:
-            return customer_services.access_token_for_subscription(
-                subscription_id=fetch.subscription_id, now=now, force_refresh=force_refresh
-            )
-        except customer_services.AuthorizationUnavailable as exc:
-            reason = str(getattr(exc, "reason", "") or "unknown_subscription")
-            raise _Failed(
-                "unknown_subscription" if "unknown" in reason else f"authorization_{reason}"[:64],
-                f"No usable authorization for subscription {fetch.subscription_id} ({reason})",
-            ) from None
-    if fetch.kind in (Fetch.Kind.BULK, Fetch.Kind.READING_TYPE):
-        return customer_services.client_access_token(now=now, force_refresh=force_refresh)
-    raise _Failed("unsupported_resource", f"No token rule for a {fetch.kind} resource")
+def _token_check(fetch: Fetch) -> None:
+    """The fetch names whose token it needs — never a default one (threat T3): its
+    subscription's, or the client token for Bulk and ReadingTypes."""
+    if not fetch.subscription_id and fetch.kind not in (Fetch.Kind.BULK, Fetch.Kind.READING_TYPE):
+        raise _Failed("unsupported_resource", f"No token rule for a {fetch.kind} resource")
 
 
 def _excerpt(exc: BaseException) -> str:
@@ -182,37 +127,30 @@ def _http_get(fetch: Fetch, *, url: str, token: str):  # type: ignore[no-untyped
 
 
 def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ignore[no-untyped-def]
-    """GET `url`; on 401/403 refresh the token once and retry once (docs/pge-protocol.md: PG&E
-    signals an expired token with 403), then report the authorization and stop."""
-    token = _token(fetch, now=now)
-    try:
-        return _http_get(fetch, url=url, token=token)
-    except PgeAuthError as first:
-        if first.invalid_grant:
-            raise _Failed("invalid_grant", _excerpt(first)) from None
-    token = _token(fetch, now=now, force_refresh=True)
-    try:
-        return _http_get(fetch, url=url, token=token)
-    except PgeAuthError as second:
-        if fetch.subscription_id:
-            # Only the subscription's own Batch resources say the consent is gone; a 403 on a
-            # single resource or a ReadingType may be data outside the granted scope
-            # (docs/pge-protocol.md), and a notification's choice of path never ends a consent.
-            from customers import services as customer_services
+    """GET `url` by customers' rule for a refused token (`pge_call_authorized`: refresh once,
+    retry once, report); each HTTP call is one attempt row."""
+    from customers import services as customer_services
 
-            if not customer_services.authorization_report_forbidden(
-                subscription_id=fetch.subscription_id, url=url, now=now
-            ) and not _subscription_root(url, fetch.subscription_id):
-                raise _Failed("forbidden_resource", _excerpt(second)) from None
-        raise _Failed("forbidden", _excerpt(second)) from None
-
-
-def _subscription_root(url: str, subscription_id: str) -> bool:
+    _token_check(fetch)
     try:
-        resource = resource_parse(url)
-    except ResourceRefused:
-        return False
-    return resource.subscription_root and resource.subscription_id == subscription_id
+        return customer_services.pge_call_authorized(
+            lambda token: _http_get(fetch, url=url, token=token),
+            subscription_id=fetch.subscription_id,
+            url=url,
+            now=now,
+        )
+    except customer_services.AuthorizationUnavailable as exc:
+        reason = str(getattr(exc, "reason", "") or "unknown_subscription")
+        raise _Failed(
+            "unknown_subscription" if "unknown" in reason else f"authorization_{reason}"[:64],
+            f"No usable authorization for subscription {fetch.subscription_id} ({reason})",
+        ) from None
+    except customer_services.CallForbidden as refused:
+        raise _Failed(refused.reason, _excerpt(refused.error)) from None
+    except PgeAuthError as exc:
+        if exc.invalid_grant:
+            raise _Failed("invalid_grant", _excerpt(exc)) from None
+        raise
 
 
 def _resource_verdict(fetch: Fetch, *, now: datetime) -> FetchRunResult | None:
@@ -340,14 +278,14 @@ def _document_ingest(  # type: ignore[no-untyped-def]
 
 def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> FetchRunResult:
     """Run fetch `fetch_id` once (see the module docstring). Returns what happened."""
-    fetch = _claim(fetch_id, now, task_id)
+    fetch = row_claim(Fetch, pk=fetch_id, now=now, task_id=task_id)
     if fetch is None:
         current = Fetch.objects.filter(pk=fetch_id).values_list("status", flat=True)
         return FetchRunResult(status=current[0] if current else "MISSING", reason="not_claimed")
     log_context_set(fetch_id=fetch.pk, subscription_id=fetch.subscription_id)
     try:
         return _run_claimed(fetch, now=now)
-    except _LeaseLost:
+    except LeaseLost:
         # Taken for dead (silent past GASCAP_WORKER_HEARTBEAT_STALE) and taken over: the run
         # holding the row now records the outcome; the readings import is idempotent.
         logger.warning("fetch %s: lease lost to a take-over; outcome not recorded", fetch.pk)
@@ -358,7 +296,7 @@ def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
     limit = int(settings.GASCAP_INGEST_POISON_LIMIT)
     if fetch.attempts > limit:
         # The previous runs never recorded an outcome (a crash or kill each time).
-        _save(
+        row_save(
             fetch,
             status=Fetch.Status.POISONED,
             reason="poison_limit",
@@ -411,7 +349,7 @@ def _save_ingested(
     fetch: Fetch, *, size: int, result: ImportResult, problems: list[str], **extra: object
 ) -> None:
     """The row of a document imported whole: its byte count and what the import did."""
-    _save(
+    row_save(
         fetch,
         status=Fetch.Status.INGESTED,
         finished_at=timezone.now(),
@@ -436,7 +374,7 @@ def _fail(
     status: str = Fetch.Status.FAILED,
     with_traceback: bool = True,
 ) -> FetchRunResult:
-    _save(
+    row_save(
         fetch,
         status=status,
         reason=reason,
@@ -456,7 +394,7 @@ def _budget_wait(fetch: Fetch, *, now: datetime, exc: BudgetExhausted) -> FetchR
 
     delay = budget_wait_countdown(exc=exc, now=now)
     with transaction.atomic():
-        _save(
+        row_save(
             fetch,
             status=Fetch.Status.RETRYING,
             reason="budget_wait",
@@ -475,14 +413,9 @@ def _retry_or_fail(fetch: Fetch, *, now: datetime, exc: BaseException) -> FetchR
     reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
     if fetch.attempts >= int(settings.GASCAP_INGEST_POISON_LIMIT):
         return _fail(fetch, now=now, reason="retries_exhausted", error=_excerpt(exc))
-    delay = backoff_delay(
-        retry=fetch.attempts - 1,
-        base=float(settings.GASCAP_INGEST_BACKOFF_BASE),
-        cap=float(settings.GASCAP_INGEST_BACKOFF_CAP),
-        retry_after=getattr(exc, "retry_after", None),
-    )
+    delay = retry_delay(attempts=fetch.attempts, exc=exc)
     with transaction.atomic():
-        _save(
+        row_save(
             fetch,
             status=Fetch.Status.RETRYING,
             reason=reason,
@@ -498,7 +431,9 @@ def _retry_or_fail(fetch: Fetch, *, now: datetime, exc: BaseException) -> FetchR
     return FetchRunResult(status=Fetch.Status.RETRYING, reason=reason, retry_in=delay)
 
 
-def fetch_record_answer(*, kind: str, subscription_id: str, answer, now: datetime) -> Fetch:  # type: ignore[no-untyped-def]
+def fetch_record_answer(  # type: ignore[no-untyped-def]
+    *, kind: str, subscription_id: str, answer, now: datetime, data_request_id: int | None = None
+) -> Fetch:
     """Record a data request's answer that was not 202 (docs/pge-protocol.md, "Data APIs") as a
     fetch row: a 200 carrying the data is imported from the answer (no second GET), any other
     2xx is FAILED `unexpected_status`. The row names the request URL, which has no
@@ -509,6 +444,7 @@ def fetch_record_answer(*, kind: str, subscription_id: str, answer, now: datetim
         url_sha256=hashlib.sha256(answer.url.encode("utf-8")).hexdigest(),
         kind=kind,
         subscription_id=subscription_id,
+        data_request_id=data_request_id,
         status=Fetch.Status.RUNNING,
         attempts=1,
         created_at=now,

@@ -236,6 +236,27 @@ def fetch_enqueue(*, fetch_id: int, countdown: float | None = None) -> bool:
     return True
 
 
+def data_request_enqueue(*, data_request_id: int, countdown: float | None = None) -> bool:
+    """Publish `ingest.data_request_run` (by name) on `pge_fetch`; a broker failure leaves the
+    row PENDING/RETRYING for the sweeper."""
+    from gascap.celery import app
+
+    try:
+        app.send_task(
+            "ingest.data_request_run",
+            args=[data_request_id],
+            queue="pge_fetch",
+            countdown=countdown,
+            retry=False,
+        )
+    except Exception:
+        logger.warning(
+            "data request %s not queued (broker unavailable); the sweeper will", data_request_id
+        )
+        return False
+    return True
+
+
 def _authorizations_poll_enqueue() -> None:
     from gascap.celery import app
 

@@ -1,11 +1,11 @@
 """The sweeper: re-queue work the broker lost or whose runner died (docs/reliability.md R5,
 tests 11 and 38; issue 17). Beat runs it every GASCAP_INGEST_SWEEP_PERIOD seconds.
 
-The database is the source of truth: a notification left RECEIVED/PROCESSING, or a fetch left
-PENDING/RETRYING/RUNNING, past the sweep age has no live message carrying it (broker outage at
-receipt, crash between commit and publish, a worker killed mid-task). Re-queueing is always
-safe: the tasks claim their row with a status guard, so a message that is still in flight
-makes the extra one a no-op.
+The database is the source of truth: a notification left RECEIVED/PROCESSING, or a fetch or a
+data request left PENDING/RETRYING/RUNNING, past the sweep age has no live message carrying it
+(broker outage at receipt, crash between commit and publish, a worker killed mid-task).
+Re-queueing is always safe: the tasks claim their row with a status guard, so a message that
+is still in flight makes the extra one a no-op.
 
 A row being worked on names its runner (a worker process with a heartbeat,
 gascap/worker_heartbeat.py). When that heartbeat is stale the runner is dead (the whole worker
@@ -18,15 +18,17 @@ after the hard time limit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Model, Q
 
 from gascap.worker_heartbeat import heartbeats_prune, orphans_release
-from ingest.models import Fetch, Notification
-from ingest.notifications import fetch_enqueue, notification_enqueue
+from ingest.claims import lease_expiry
+from ingest.models import DataRequest, Fetch, Notification
+from ingest.notifications import data_request_enqueue, fetch_enqueue, notification_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +39,31 @@ SWEEP_BATCH = 500
 class SweepReport:
     notifications: int = 0
     fetches: int = 0
+    data_requests: int = 0
     # Of those, rows whose runner had stopped beating (handed back at once).
     taken_over: int = 0
+
+
+@dataclass(frozen=True)
+class _Retried:
+    """A model retried like a fetch (`ingest.claims`: PENDING/RUNNING/RETRYING, attempts,
+    next_attempt_at, runner and lease), how to queue one of its rows, and its report field."""
+
+    model: type[Model]
+    enqueue: Callable[[int], bool]
+    counter: str
+
+
+def _retried() -> list[_Retried]:
+    # Looked up at call time: tests replace the publishers on this module.
+    return [
+        _Retried(Fetch, lambda pk: fetch_enqueue(fetch_id=pk), "fetches"),
+        _Retried(DataRequest, lambda pk: data_request_enqueue(data_request_id=pk), "data_requests"),
+    ]
+
+
+def _count(report: SweepReport, counter: str) -> None:
+    setattr(report, counter, getattr(report, counter) + 1)
 
 
 def _runner_lost_take_over(*, now: datetime, report: SweepReport) -> None:
@@ -50,31 +75,33 @@ def _runner_lost_take_over(*, now: datetime, report: SweepReport) -> None:
         report.taken_over += 1
         if notification_enqueue(notification_id=notification_id):
             report.notifications += 1
-    for fetch_id in orphans_release(
-        queryset=Fetch.objects.filter(status=Fetch.Status.RUNNING),
-        fields={
-            "status": Fetch.Status.RETRYING,
-            "reason": "runner_lost",
-            "error": "the worker process running it stopped (heartbeat stale); re-queued",
-            "next_attempt_at": now,
-            "runner_task_id": "",
-        },
-    ):
-        report.taken_over += 1
-        if fetch_enqueue(fetch_id=fetch_id):
-            report.fetches += 1
+    for retried in _retried():
+        status = retried.model.Status  # type: ignore[attr-defined]
+        for pk in orphans_release(
+            queryset=retried.model._default_manager.filter(status=status.RUNNING),
+            fields={
+                "status": status.RETRYING,
+                "reason": "runner_lost",
+                "error": "the worker process running it stopped (heartbeat stale); re-queued",
+                "next_attempt_at": now,
+                "runner_task_id": "",
+            },
+        ):
+            report.taken_over += 1
+            if retried.enqueue(pk):
+                _count(report, retried.counter)
 
 
 def stuck_sweep(*, now: datetime, age_seconds: int | None = None) -> SweepReport:
-    """Take over rows whose runner died, and re-queue notifications and fetches stuck longer
-    than `age_seconds`."""
+    """Take over rows whose runner died, and re-queue notifications, fetches and data requests
+    stuck longer than `age_seconds`."""
     age = timedelta(
         seconds=age_seconds if age_seconds is not None else settings.GASCAP_INGEST_SWEEP_AGE
     )
     cutoff = now - age
     report = SweepReport()
     _runner_lost_take_over(now=now, report=report)
-    taken = report.fetches
+    taken = report.fetches + report.data_requests
 
     # A PROCESSING notification whose run died: hand it back (the poison limit still counts).
     Notification.objects.filter(
@@ -86,24 +113,28 @@ def stuck_sweep(*, now: datetime, age_seconds: int | None = None) -> SweepReport
         if notification_enqueue(notification_id=notification_id):
             report.notifications += 1
 
-    lease = timedelta(seconds=int(settings.CELERY_TASK_TIME_LIMIT) + 60)
-    stuck = (
-        Q(status=Fetch.Status.PENDING, created_at__lt=cutoff)
-        | Q(status=Fetch.Status.RETRYING, next_attempt_at__lt=cutoff)
-        | Q(status=Fetch.Status.RETRYING, next_attempt_at__isnull=True)
-        # A RUNNING row past the hard time limit was abandoned, whoever holds it.
-        | Q(status=Fetch.Status.RUNNING, started_at__lt=now - lease)
-    )
-    for fetch_id in Fetch.objects.filter(stuck).values_list("pk", flat=True)[:SWEEP_BATCH]:
-        if fetch_enqueue(fetch_id=fetch_id):
-            report.fetches += 1
+    for retried in _retried():
+        status = retried.model.Status  # type: ignore[attr-defined]
+        stuck = (
+            Q(status=status.PENDING, created_at__lt=cutoff)
+            | Q(status=status.RETRYING, next_attempt_at__lt=cutoff)
+            | Q(status=status.RETRYING, next_attempt_at__isnull=True)
+            # A RUNNING row past the hard time limit was abandoned, whoever holds it.
+            | Q(status=status.RUNNING, started_at__lt=now - lease_expiry())
+        )
+        for pk in retried.model._default_manager.filter(stuck).values_list("pk", flat=True)[
+            :SWEEP_BATCH
+        ]:
+            if retried.enqueue(pk):
+                _count(report, retried.counter)
     heartbeats_prune()
-    if report.notifications or report.fetches:
+    if report.notifications or report.fetches or report.data_requests:
         logger.warning(
-            "sweeper re-queued %s notification(s) and %s fetch(es) (%s taken over from a "
-            "dead runner, %s fetch(es) among them)",
+            "sweeper re-queued %s notification(s), %s fetch(es) and %s data request(s) (%s "
+            "taken over from a dead runner, %s fetch(es) and data request(s) among them)",
             report.notifications,
             report.fetches,
+            report.data_requests,
             report.taken_over,
             taken,
         )

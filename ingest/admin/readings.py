@@ -33,8 +33,8 @@ from ingest.admin.display import (
     scaled,
     series_text,
 )
-from ingest.data_requests import series_missing_days
 from ingest.models import IntervalReading, MeterReading, ReadingRevision, ReadingType, UsagePoint
+from ingest.selectors import series_missing_days
 from ops.usage_page import (
     usage_point_bills_html,
     usage_point_chart_html,

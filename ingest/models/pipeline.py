@@ -111,6 +111,14 @@ class Fetch(RunnerLeased):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
+    # The data request PG&E answered with this document inline (200) or with an unexpected 2xx.
+    data_request = models.ForeignKey(
+        "ingest.DataRequest",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="answer_fetches",
+    )
     url = models.TextField()
     url_sha256 = models.CharField(max_length=64, db_index=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.UNKNOWN)

@@ -79,20 +79,40 @@ class Published:
     def of(self, name: str) -> list[list[Any]]:
         return [args for n, args, _ in self.messages if n == name]
 
-    def drain(self, *, limit: int = 200) -> int:
-        """Run every queued ingest task in this process (countdowns ignored), until none."""
+    def drain_after(self, call: Any, *args: Any) -> Any:
+        """`call(*args)`, then `drain(on_commit=True)`: its on-commit publishing and that of
+        every task drained runs, as it would after a real commit. Returns what `call` did."""
+        from django.test import TestCase
+
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            result = call(*args)
+        self.drain(on_commit=True)
+        return result
+
+    def drain(self, *, limit: int = 200, on_commit: bool = False) -> int:
+        """Run every queued ingest task in this process (countdowns ignored), until none; with
+        `on_commit`, what the tasks publish after commit is run too."""
+        from contextlib import nullcontext
+
+        from django.test import TestCase
+
         from ingest import tasks
 
         by_name = {
             "ingest.notification_process": tasks.notification_process,
             "ingest.fetch_run": tasks.fetch_run,
             "ingest.subscription_request": tasks.subscription_request,
+            "ingest.data_request_run": tasks.data_request_run_task,
         }
         ran = 0
         while self.messages and ran < limit:
             name, args, _ = self.messages.pop(0)
             if name in by_name:
-                by_name[name].run(*args)
+                commits = (
+                    TestCase.captureOnCommitCallbacks(execute=True) if on_commit else nullcontext()
+                )
+                with commits:
+                    by_name[name].run(*args)
                 ran += 1
         return ran
 
@@ -116,6 +136,7 @@ def published(request, monkeypatch) -> Published:
         tasks.notification_process,
         tasks.fetch_run,
         tasks.subscription_request,
+        tasks.data_request_run_task,
         tasks.daily_data_request,
         tasks.sweep_stuck,
         tasks.gap_audit,

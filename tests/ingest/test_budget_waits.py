@@ -16,9 +16,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from gascap.pge_budget.budget import budget_usage, hour_window
-from ingest import data_requests, fetches, tasks
+from ingest import fetches, gap_audit, tasks
 from ingest.budget_plan import daily_calls_projection, daily_request_mode
-from ingest.models import Fetch, Notification
+from ingest.models import DataRequest, Fetch, Notification
 from tests.ingest.conftest import (
     API_BASE,
     CUSTOMER_ACCESS,
@@ -55,7 +55,7 @@ def _fetch(url: str, *, now, notification: Notification | None = None) -> Fetch:
 
 def _gap_url(now) -> str:  # type: ignore[no-untyped-def]
     """A gap fill's synchronous UsagePoint URL, as the gap audit makes it."""
-    return data_requests.usage_point_fetch_url(
+    return gap_audit.usage_point_fetch_url(
         subscription_id="SUBTEST0001",
         usage_point_id="UPTEST0001",
         start=now - timedelta(days=3),
@@ -115,17 +115,42 @@ def test_notified_data_is_fetched_while_scheduled_work_waits(
     assert budget_usage(now=timezone.now()).day_calls == {"fetch": 1}
 
 
-def test_a_data_request_waits_for_the_budget(now, pge, authorization, published, scheduled_starved):
-    result = tasks.subscription_request.run(authorization.pk)
-    assert result["status"] == "budget_wait"
+def test_a_data_request_waits_for_the_budget(
+    now, pge, authorization, published, scheduled_starved, django_capture_on_commit_callbacks
+):
+    """The wait is on the row (RETRYING `budget_wait`), never an attempt: far more runs than
+    the poison limit leave it waiting, and the next window resumes it."""
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.subscription_request.run(authorization.pk)
+    row = DataRequest.objects.get()
+    assert published.of("ingest.data_request_run") == [[row.pk]]
+    runs = scheduled_starved.GASCAP_INGEST_POISON_LIMIT + 2
+    for _ in range(runs):
+        with django_capture_on_commit_callbacks(execute=True):
+            result = tasks.data_request_run_task.run(row.pk)
+        assert result == {"status": DataRequest.Status.RETRYING, "reason": "budget_wait"}
+    row.refresh_from_db()
+    assert (row.status, row.reason, row.attempts) == (
+        DataRequest.Status.RETRYING,
+        "budget_wait",
+        0,
+    )
+    assert "budget" in row.error and row.next_attempt_at is not None
     assert len(pge.calls) == 0
-    [(name, args, options)] = published.messages
-    assert (name, args) == ("ingest.subscription_request", [authorization.pk])
-    assert options["countdown"] > 0
-    assert budget_usage(now=timezone.now()).waits == {"data_request": 1}
+    requeued = [o for n, _, o in published.messages if n == "ingest.data_request_run"][1:]
+    assert len(requeued) == runs and all(o["countdown"] > 0 for o in requeued)
+    assert budget_usage(now=timezone.now()).waits == {"data_request": runs}
+    # The next window (here: a larger allowance) resumes it.
+    scheduled_starved.GASCAP_PGE_BUDGET_RESERVE_NOTIFIED = 0
+    pge.get(subscription_url(correlation=None), status=202)
+    assert tasks.data_request_run_task.run(row.pk)["status"] == DataRequest.Status.REQUESTED
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.reason) == (DataRequest.Status.REQUESTED, 1, "")
 
 
-def test_every_call_of_a_data_request_is_counted_by_kind(now, pge, authorization, settings):
+def test_every_call_of_a_data_request_is_counted_by_kind(
+    now, pge, authorization, settings, published
+):
     authorization.tokens_set(
         access_token=CUSTOMER_ACCESS,
         refresh_token="cust-refresh-TEST-bbbbbbbbbbbb",
@@ -137,7 +162,8 @@ def test_every_call_of_a_data_request_is_counted_by_kind(now, pge, authorization
         json={"access_token": "cust-access-TEST-new-eeee", "expires_in": 3600, "scope": "x"},
     )
     pge.get(subscription_url(correlation=None), status=202)
-    tasks.subscription_request.run(authorization.pk)
+    published.drain_after(tasks.subscription_request.run, authorization.pk)
+    assert DataRequest.objects.get().status == DataRequest.Status.REQUESTED
     usage = budget_usage(now=timezone.now())
     assert usage.day_calls == {"token_refresh": 1, "data_request": 1}
     assert usage.day_total == 2
@@ -172,18 +198,38 @@ def test_daily_request_in_auto_mode_goes_bulk_beyond_the_share(
     settings.GASCAP_INGEST_DAILY_REQUEST_MODE = "auto"
     settings.GASCAP_PGE_BUDGET_PER_DAY = 8  # one consent: 3 + 2 calls > 8 x 0.5
     pge.get(f"{API_BASE}Batch/Bulk/99999", status=202)
-    assert tasks.daily_data_request.run() == {"mode": "bulk", "status": 202}
-    assert published.of("ingest.subscription_request") == []
+    assert published.drain_after(tasks.daily_data_request.run) == {"mode": "bulk", "queued": 1}
+    bulk = DataRequest.objects.get()
+    assert (bulk.kind, bulk.status, bulk.answers[0]["status"]) == (
+        DataRequest.Kind.BULK,
+        DataRequest.Status.REQUESTED,
+        202,
+    )
     settings.GASCAP_PGE_BUDGET_PER_DAY = 10
     assert tasks.daily_data_request.run() == {"mode": "subscription", "queued": 1}
+    assert DataRequest.objects.filter(kind=DataRequest.Kind.SUBSCRIPTION).count() == 1
 
 
-def test_a_bulk_request_waits_for_the_budget(pge, client_token, published, scheduled_starved):
+def test_a_bulk_request_waits_for_the_budget(
+    pge, client_token, published, scheduled_starved, django_capture_on_commit_callbacks
+):
     scheduled_starved.GASCAP_INGEST_DAILY_REQUEST_MODE = "bulk"
-    assert tasks.daily_data_request.run() == {"mode": "bulk", "status": "budget_wait"}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.daily_data_request.run() == {"mode": "bulk", "queued": 1}
+    row = DataRequest.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.data_request_run_task.run(row.pk)["reason"] == "budget_wait"
     assert len(pge.calls) == 0
-    [(name, _, options)] = published.messages
-    assert name == "ingest.daily_data_request" and options["countdown"] > 0
+    row.refresh_from_db()
+    assert (row.kind, row.status, row.reason, row.attempts) == (
+        DataRequest.Kind.BULK,
+        DataRequest.Status.RETRYING,
+        "budget_wait",
+        0,
+    )
+    [(name, args, options)] = published.messages[1:]
+    assert (name, args) == ("ingest.data_request_run", [row.pk]) and options["countdown"] > 0
+    assert budget_usage(now=timezone.now()).waits == {"bulk_request": 1}
 
 
 def test_pge_budget_command_shows_calls_by_kind_and_projections(

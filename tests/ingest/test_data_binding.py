@@ -12,7 +12,7 @@ import pytest
 from django.db.models import Sum
 
 from customers.models import Authorization, Customer, SubscriptionUsagePoint
-from ingest import data_requests, fetches, notifications
+from ingest import fetches, gap_audit, notifications
 from ingest.models import Fetch, IntervalReading, ReadingRevision, UsagePoint, UsageSummary
 from tests.conftest import FIXTURES
 from tests.ingest.conftest import API_BASE, CLIENT_TOKEN, bulk_url, subscription_url
@@ -119,7 +119,7 @@ def test_a_planted_usage_point_cannot_make_the_gap_audit_end_a_consent(
     assert fetch.reason == "foreign_usage_point"
     assert not UsagePoint.objects.filter(usage_point_id="9999999999").exists()
     audit_now = datetime(2019, 10, 20, 12, tzinfo=UTC)
-    created = data_requests.gap_audit(now=audit_now, days=3)
+    created = gap_audit.gap_audit(now=audit_now, days=3)
     assert all("9999999999" not in f.url for f in created)
 
 
@@ -193,7 +193,7 @@ def test_gap_audit_works_only_on_active_consents(now, pge, victim):
     """The victim's day 2019-10-03 is stored; the audit of 10-02..10-04 finds two missing
     days while the consent is ACTIVE, and asks nothing once it is not."""
     audit_now = datetime(2019, 10, 6, 19, tzinfo=UTC)  # audits Pacific 10-02 .. 10-04
-    created = data_requests.gap_audit(now=audit_now, days=3)
+    created = gap_audit.gap_audit(now=audit_now, days=3)
     assert created
     assert all(
         f"Batch/Subscription/{SAMPLE_SID}/UsagePoint/{ELECTRIC_UPID}?" in f.url for f in created
@@ -201,7 +201,7 @@ def test_gap_audit_works_only_on_active_consents(now, pge, victim):
     Fetch.objects.filter(pk__in=[f.pk for f in created]).update(status=Fetch.Status.INGESTED)
     victim.status = Authorization.Status.NEEDS_RECONSENT
     victim.save()
-    assert data_requests.gap_audit(now=audit_now, days=3) == []
+    assert gap_audit.gap_audit(now=audit_now, days=3) == []
 
 
 def test_an_unbound_file_is_never_audited(now):
@@ -212,7 +212,7 @@ def test_an_unbound_file_is_never_audited(now):
     _consent(SAMPLE_SID)
     document_import(source=str(ELECTRIC_1DAY), source_label="operator file", now=now)
     assert UsagePoint.objects.get().authorization is None
-    assert data_requests.gap_audit(now=datetime(2019, 10, 6, 19, tzinfo=UTC), days=3) == []
+    assert gap_audit.gap_audit(now=datetime(2019, 10, 6, 19, tzinfo=UTC), days=3) == []
 
 
 def test_a_re_consent_keeps_the_customers_history(
@@ -249,7 +249,7 @@ def test_a_re_consent_keeps_the_customers_history(
         f"{API_BASE}Subscription/{new_sid}/UsagePoint/{ELECTRIC_UPID}",
     }
     # The gap audit follows the ACTIVE consent only.
-    created = data_requests.gap_audit(now=datetime(2019, 10, 6, 19, tzinfo=UTC), days=3)
+    created = gap_audit.gap_audit(now=datetime(2019, 10, 6, 19, tzinfo=UTC), days=3)
     assert created and all(f"Batch/Subscription/{new_sid}/" in f.url for f in created)
 
 

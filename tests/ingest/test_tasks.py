@@ -17,9 +17,9 @@ from django.conf import settings as django_settings
 from django_celery_beat.models import PeriodicTask
 
 from gascap.pge_budget import pacing as ratelimit
-from ingest import data_requests, sweeper, tasks
+from ingest import data_requests, gap_audit, sweeper, tasks
 from ingest.backoff import backoff_ceiling, backoff_delay
-from ingest.models import Fetch, IntervalReading, Notification
+from ingest.models import DataRequest, Fetch, IntervalReading, Notification
 from ingest.schedules import SCHEDULES, schedules_ensure
 from ingest.usage_point_binding import subscription_binding
 from tests.ingest.conftest import (
@@ -302,25 +302,43 @@ def test_later_requests_start_from_the_last_data(now, pge, authorization):
 
 
 @pytest.mark.django_db
-def test_subscription_request_task_skips_revoked_consent(now, pge, authorization):
+def test_a_request_for_a_revoked_consent_fails_visibly(now, pge, authorization, published):
     authorization.status = authorization.Status.REVOKED
     authorization.save()
-    assert tasks.subscription_request.run(authorization.pk)["status"] == "skipped"
+    published.drain_after(tasks.subscription_request.run, authorization.pk)
+    row = DataRequest.objects.get()
+    assert (row.status, row.reason, row.attempts) == (
+        DataRequest.Status.FAILED,
+        "authorization_revoked",
+        1,
+    )
     assert len(pge.calls) == 0
 
 
 @pytest.mark.django_db
-def test_daily_request_per_subscription(authorization, published, settings):
+def test_daily_request_per_subscription(pge, authorization, published, settings):
     settings.GASCAP_INGEST_DAILY_REQUEST_MODE = "subscription"
-    assert tasks.daily_data_request.run() == {"mode": "subscription", "queued": 1}
-    assert published.of("ingest.subscription_request") == [[authorization.pk]]
+    pge.get(subscription_url(correlation=None), status=202)
+    assert published.drain_after(tasks.daily_data_request.run) == {
+        "mode": "subscription",
+        "queued": 1,
+    }
+    row = DataRequest.objects.get()
+    assert (row.kind, row.origin, row.authorization_id, row.subscription_id) == (
+        DataRequest.Kind.SUBSCRIPTION,
+        DataRequest.Origin.DAILY,
+        authorization.pk,
+        SID,
+    )
+    assert row.status == DataRequest.Status.REQUESTED and row.answers[0]["status"] == 202
 
 
 @pytest.mark.django_db
-def test_daily_request_bulk_mode(pge, client_token, settings):
+def test_daily_request_bulk_mode(pge, client_token, settings, published):
     settings.GASCAP_INGEST_DAILY_REQUEST_MODE = "bulk"
     pge.get(f"{API_BASE}Batch/Bulk/99999", status=202)
-    assert tasks.daily_data_request.run()["status"] == 202
+    assert published.drain_after(tasks.daily_data_request.run) == {"mode": "bulk", "queued": 1}
+    assert DataRequest.objects.get().status == DataRequest.Status.REQUESTED
     assert pge.calls[0].request.headers["Authorization"] == f"Bearer {CLIENT_TOKEN}"
 
 
@@ -346,7 +364,7 @@ def test_gap_audit_fetches_exactly_the_missing_days(pge, authorization, publishe
             binding=subscription_binding(subscription_id=SID),
         )
     now = datetime(2026, 3, 8, 12, tzinfo=zone).astimezone(UTC)  # audit: 03-02 .. 03-06
-    created = data_requests.gap_audit(now=now)
+    created = gap_audit.gap_audit(now=now)
     assert len(created) == 1
     fetch = created[0]
     query = parse_qs(urlsplit(fetch.url).query)
@@ -356,4 +374,4 @@ def test_gap_audit_fetches_exactly_the_missing_days(pge, authorization, publishe
     assert (fetch.kind, fetch.subscription_id) == (Fetch.Kind.SUBSCRIPTION, SID)
     assert published.of("ingest.fetch_run") == [[fetch.pk]]
     # Run again: the same window is already being fetched, nothing new.
-    assert data_requests.gap_audit(now=now) == []
+    assert gap_audit.gap_audit(now=now) == []

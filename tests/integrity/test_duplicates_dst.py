@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingest.data_requests import series_missing_days
 from ingest.models import MeterReading
 from ingest.readings import document_import
+from ingest.selectors import series_missing_days
 from tests.integrity.conftest import stored_readings, stored_revisions
 from tests.integrity.espi_writer import Block, SeriesDef, day_bounds, day_starts, feed
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.fernet import Fernet
 
-from ingest import data_requests, fetches
+from ingest import fetches, gap_audit, selectors
 from ingest.models import Fetch, MeterReading
 from tests.integrity.conftest import checksum, readings_wipe, stored_readings
 from tests.support import sandbox_consent
@@ -88,7 +88,7 @@ def consented(tmp_path, settings, monkeypatch):
 
 
 def _fetch_window(sid: str, upid: str, first: date, after: date) -> list[Fetch]:
-    created = data_requests.usage_point_fetches_create(
+    created = gap_audit.usage_point_fetches_create(
         subscription_id=sid,
         usage_point_id=upid,
         start=_midnight(first),
@@ -104,7 +104,7 @@ def _fetch_window(sid: str, upid: str, first: date, after: date) -> list[Fetch]:
 
 def _missing() -> dict[str, list[date]]:
     return {
-        series.meter_reading_id: data_requests.series_missing_days(
+        series.meter_reading_id: selectors.series_missing_days(
             meter_reading=series, first_day=FIRST_DAY, last_day=LAST_AUDITED
         )
         for series in MeterReading.objects.select_related("reading_type")
@@ -131,7 +131,7 @@ def test_a_left_out_day_is_flagged_fetched_and_filled(consented):
 
     # The audit asks for exactly that Pacific day (25 hours), once, and queues it.
     queued.clear()
-    created = data_requests.gap_audit(now=NOW, days=AUDIT_DAYS)
+    created = gap_audit.gap_audit(now=NOW, days=AUDIT_DAYS)
     assert len(created) == 1
     gap_fetch = created[0]
     query = parse_qs(urlsplit(gap_fetch.url).query)
@@ -147,7 +147,7 @@ def test_a_left_out_day_is_flagged_fetched_and_filled(consented):
     assert gap_fetch.readings_updated == 0
     assert _missing() == {key: [] for key in series_ids}
     queued.clear()
-    assert data_requests.gap_audit(now=NOW, days=AUDIT_DAYS) == []
+    assert gap_audit.gap_audit(now=NOW, days=AUDIT_DAYS) == []
     assert queued == []
     reconciled = stored_readings()
 

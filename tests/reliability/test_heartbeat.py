@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from gascap import worker_heartbeat
 from gascap.models import WorkerHeartbeat
-from ingest import fetches, notifications, sweeper
+from ingest import claims, notifications, sweeper
+from ingest.claims import LeaseLost, row_claim, row_save
 from ingest.models import Fetch, Notification
 from tests.reliability.conftest import batchlist, wait_for
 
@@ -171,20 +172,20 @@ class _Rows(list):
 def test_a_run_taken_for_dead_cannot_overwrite_the_run_that_took_over(monkeypatch, queued):
     fetch = _running_fetch(runner="", lease="")
     Fetch.objects.filter(pk=fetch.pk).update(status=Fetch.Status.PENDING)
-    monkeypatch.setattr(fetches, "this_runner", lambda: "frozen/4/ff")
-    first = fetches._claim(fetch.pk, timezone.now(), "task-1")
+    monkeypatch.setattr(claims, "this_runner", lambda: "frozen/4/ff")
+    first = row_claim(Fetch, pk=fetch.pk, now=timezone.now(), task_id="task-1")
     assert first is not None and first.runner == "frozen/4/ff"
 
     sweeper.stuck_sweep(now=timezone.now())  # no heartbeat for "frozen/4/ff": taken over
-    monkeypatch.setattr(fetches, "this_runner", lambda: "live/5/gg")
-    second = fetches._claim(fetch.pk, timezone.now(), "task-2")
+    monkeypatch.setattr(claims, "this_runner", lambda: "live/5/gg")
+    second = row_claim(Fetch, pk=fetch.pk, now=timezone.now(), task_id="task-2")
     assert second is not None and second.lease != first.lease
     assert second.attempts == first.attempts + 1
 
-    fetches._save(second, status=Fetch.Status.INGESTED, finished_at=timezone.now())
+    row_save(second, status=Fetch.Status.INGESTED, finished_at=timezone.now())
     # The frozen run wakes up and fails: its write is refused, the outcome stands.
-    with pytest.raises(fetches._LeaseLost):
-        fetches._save(first, status=Fetch.Status.FAILED, reason="timeout")
+    with pytest.raises(LeaseLost):
+        row_save(first, status=Fetch.Status.FAILED, reason="timeout")
     assert Fetch.objects.get(pk=fetch.pk).status == Fetch.Status.INGESTED
 
 

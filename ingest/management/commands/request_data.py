@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from ingest import data_requests, fetches
+from ingest import data_requests, fetches, gap_audit, selectors
 from ingest.notifications import fetch_enqueue
 
 
@@ -65,13 +65,13 @@ class Command(BaseCommand):
                 )
             return
         usage_points = list(authorization.usage_points.values_list("usage_point_id", flat=True))
-        usage_points += data_requests.subscription_usage_point_ids(subscription_id=sid)
+        usage_points += selectors.subscription_usage_point_ids(subscription_id=sid)
         usage_points = sorted(set(usage_points))
         if not usage_points:
             raise CommandError(f"no usage point known for subscription {sid}")
         created = []
         for upid in usage_points:
-            created += data_requests.usage_point_fetches_create(
+            created += gap_audit.usage_point_fetches_create(
                 subscription_id=sid, usage_point_id=upid, start=start, end=end, now=now
             )
         for fetch in created:
