@@ -77,7 +77,7 @@ def consents_need_reconsent(*, now: datetime) -> Alert | None:
 
 
 def work_failed_permanently(*, now: datetime) -> Alert | None:
-    from ingest.models import Fetch, Notification
+    from ingest.models import DataRequest, Fetch, Notification
 
     since = now - timedelta(days=1)
     bad = [Fetch.Status.FAILED, Fetch.Status.POISONED]
@@ -88,18 +88,28 @@ def work_failed_permanently(*, now: datetime) -> Alert | None:
             received_at__gte=since,
         )[:50]
     )
-    if not fetches and not notes:
+    requests = list(
+        DataRequest.objects.filter(
+            status__in=DataRequest.REPLAYABLE_STATUSES, created_at__gte=since
+        )[:50]
+    )
+    if not fetches and not notes and not requests:
         return None
     lines = [f"- fetch {f.pk} {f.status} {f.reason}: {f.error[:200]}" for f in fetches]
     lines += [f"- notification {n.pk} {n.status} {n.reason}: {n.error[:200]}" for n in notes]
+    lines += [f"- data request {r.pk} {r.status} {r.reason}: {r.error[:200]}" for r in requests]
+    summary = f"{len(fetches)} fetch(es), {len(notes)} notification(s)"
+    lists = _admin_link("ingest/fetch/?status__in=FAILED,POISONED")
+    if requests:
+        summary += f", {len(requests)} data request(s)"
+        lists += " " + _admin_link("ingest/datarequest/?status__in=FAILED,POISONED")
     return Alert(
         "work_failed",
-        f"{len(fetches)} fetch(es), {len(notes)} notification(s) failed permanently",
+        f"{summary} failed permanently",
         "These were not retried further:\n" + "\n".join(lines) + "\n\n"
         "What to do: read the error on each row; once its cause is fixed (consent, "
         'certificate, PG&E outage), select the rows and run the admin action "replay" '
-        "(or `manage.py ingest_replay --status FAILED`). Lists: "
-        + _admin_link("ingest/fetch/?status__in=FAILED,POISONED"),
+        "(or `manage.py ingest_replay --status FAILED`). Lists: " + lists,
     )
 
 

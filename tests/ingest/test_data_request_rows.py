@@ -289,3 +289,28 @@ def test_replay_puts_failed_and_poisoned_rows_back_and_queues_them_on_commit(
         )
     done.refresh_from_db()
     assert done.status == DataRequest.Status.REQUESTED
+
+
+def test_an_exhausted_request_raises_the_work_failed_alert_and_the_command_replays_it(
+    pge, authorization, published, settings, django_capture_on_commit_callbacks
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from ops.alerts import work_failed_permanently
+
+    pge.get(REQUEST_URL, status=503)
+    row = _consent_request(authorization, published)
+    alert = work_failed_permanently(now=timezone.now())
+    assert alert is not None
+    assert "1 data request(s)" in alert.subject and f"data request {row.pk} FAILED" in alert.body
+    assert "ingest/datarequest/?status__in=FAILED,POISONED" in alert.body
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("ingest_replay", "--status", "FAILED", "--what", "data_requests", stdout=out)
+    assert "re-queued 1 data request(s)" in out.getvalue()
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == (DataRequest.Status.PENDING, 0)
+    assert published.of("ingest.data_request_run") == [[row.pk]]

@@ -2,6 +2,7 @@
 
 ingest_replay --status FAILED [--since 2026-03-01] [--what fetches|notifications|both]
 ingest_replay --ids 12 13 14 [--what notifications]
+ingest_replay --status POISONED --what data_requests
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from ingest.models import Fetch, Notification
+from ingest.data_request_runs import data_requests_replay
+from ingest.models import DataRequest, Fetch, Notification
 from ingest.sweeper import fetches_replay, notifications_replay
 
 
@@ -32,7 +34,7 @@ def _since(value: str | None) -> datetime | None:
 
 
 class Command(BaseCommand):
-    help = "Re-queue FAILED/POISONED fetches or notifications (by status or by id)."
+    help = "Re-queue FAILED/POISONED fetches, notifications or data requests (by status or id)."
 
     def add_arguments(self, parser: Any) -> None:
         group = parser.add_mutually_exclusive_group(required=True)
@@ -40,7 +42,9 @@ class Command(BaseCommand):
         group.add_argument("--ids", nargs="+", type=int)
         parser.add_argument("--since", help="only rows created on/after this date (ISO)")
         parser.add_argument(
-            "--what", choices=["fetches", "notifications", "both"], default="fetches"
+            "--what",
+            choices=["fetches", "notifications", "both", "data_requests"],
+            default="fetches",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -56,6 +60,11 @@ class Command(BaseCommand):
             ids = options["ids"] or self._notification_ids(options["status"], since)
             count = notifications_replay(notification_ids=ids)
             self._say(options, f"re-queued {count} notification(s)")
+            total += count
+        if what == "data_requests":
+            ids = options["ids"] or self._data_request_ids(options["status"], since)
+            count = data_requests_replay(data_request_ids=ids)
+            self._say(options, f"re-queued {count} data request(s)")
             total += count
         if not total:
             self._say(options, "nothing to replay")
@@ -74,4 +83,10 @@ class Command(BaseCommand):
         rows = Notification.objects.filter(status=status)
         if since:
             rows = rows.filter(received_at__gte=since)
+        return list(rows.values_list("pk", flat=True))
+
+    def _data_request_ids(self, status: str, since: datetime | None) -> list[int]:
+        rows = DataRequest.objects.filter(status=status)
+        if since:
+            rows = rows.filter(created_at__gte=since)
         return list(rows.values_list("pk", flat=True))
