@@ -1,4 +1,5 @@
-"""Retention of the pipeline's own records: notifications, fetches and their attempts.
+"""Retention of the pipeline's own records: notifications, fetches and their attempts, and the
+data requests we made of PG&E.
 
 Readings are the product and are kept; the pipeline rows that brought them are an audit trail
 whose value fades in weeks. At a million customers the daily Bulk alone writes tens of
@@ -11,8 +12,9 @@ bodies of PROCESSED notifications older than `GASCAP_NOTIFICATION_BODY_RETENTION
 - in id windows of at most `GASCAP_PIPELINE_PRUNE_BATCH` ids, each window its own short
   transaction, so no statement holds row locks on more than one window and the webhook and
   workers writing new rows (higher ids) never wait on it;
-- never open work: a fetch still PENDING/RUNNING/RETRYING, a notification still RECEIVED or
-  PROCESSING, a notification an open fetch points at, a fetch an open fetch descends from.
+- never open work: a fetch or data request still PENDING/RUNNING/RETRYING, a notification
+  still RECEIVED or PROCESSING, a notification an open fetch points at, a fetch an open fetch
+  descends from.
   The status test is in the DELETE itself, so a row replayed between two windows is kept
   (PostgreSQL re-checks the WHERE of a row updated concurrently);
 - a processed notification whose body was emptied keeps its size and SHA-256 (the duplicate
@@ -29,7 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, Max, Min, OuterRef, Q
 
-from ingest.models import Fetch, FetchAttempt, Notification
+from ingest.models import DataRequest, Fetch, FetchAttempt, Notification
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class PruneReport:
     fetches: int = 0
     attempts: int = 0
     bodies_dropped: int = 0
+    data_requests: int = 0
     batches: int = 0
 
 
@@ -112,6 +115,29 @@ def _prune_notification_window(cutoff: datetime, low: int, high: int, report: Pr
         report.batches += 1
 
 
+def _data_requests_prunable(cutoff: datetime):  # type: ignore[no-untyped-def]
+    return DataRequest.objects.filter(created_at__lt=cutoff).exclude(
+        status__in=DataRequest.OPEN_STATUSES
+    )
+
+
+def _prune_data_request_window(cutoff: datetime, low: int, high: int, report: PruneReport) -> None:
+    with transaction.atomic():
+        ids = list(
+            _data_requests_prunable(cutoff)
+            .filter(pk__gte=low, pk__lt=high)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        if not ids:
+            return
+        Fetch.objects.filter(data_request_id__in=ids).update(data_request=None)
+        report.data_requests += _delete(
+            DataRequest.objects.filter(pk__in=ids).exclude(status__in=DataRequest.OPEN_STATUSES)
+        )
+        report.batches += 1
+
+
 def _drop_body_window(cutoff: datetime, low: int, high: int, report: PruneReport) -> None:
     with transaction.atomic():
         report.bodies_dropped += (
@@ -156,6 +182,8 @@ def pipeline_prune(
             _prune_fetch_window(cutoff, low, high, report)
         for low, high in _windows(_notifications_prunable(cutoff), size):
             _prune_notification_window(cutoff, low, high, report)
+        for low, high in _windows(_data_requests_prunable(cutoff), size):
+            _prune_data_request_window(cutoff, low, high, report)
     if body_days > 0:
         cutoff = now - timedelta(days=body_days)
         pending = Notification.objects.filter(
@@ -163,12 +191,14 @@ def pipeline_prune(
         ).exclude(body=b"")
         for low, high in _windows(pending, size):
             _drop_body_window(cutoff, low, high, report)
-    if report.notifications or report.fetches or report.bodies_dropped:
+    if report.notifications or report.fetches or report.bodies_dropped or report.data_requests:
         logger.info(
-            "pipeline pruned: %s notification(s), %s fetch(es), %s attempt(s), %s body(ies)",
+            "pipeline pruned: %s notification(s), %s fetch(es), %s attempt(s), %s body(ies), "
+            "%s data request(s)",
             report.notifications,
             report.fetches,
             report.attempts,
             report.bodies_dropped,
+            report.data_requests,
         )
     return report

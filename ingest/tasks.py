@@ -86,6 +86,7 @@ def pipeline_prune() -> dict[str, int]:
         "fetches": report.fetches,
         "attempts": report.attempts,
         "bodies_dropped": report.bodies_dropped,
+        "data_requests": report.data_requests,
     }
 
 

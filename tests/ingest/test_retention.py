@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 from ingest import retention, sweeper
-from ingest.models import Fetch, FetchAttempt, Notification
+from ingest.models import DataRequest, Fetch, FetchAttempt, Notification
 from tests.ingest.conftest import batchlist, subscription_url
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +134,37 @@ def test_daily_task_uses_the_settings(now, settings):
         "fetches": 1,
         "attempts": 1,
         "bodies_dropped": 0,
+        "data_requests": 0,
     }
+
+
+def test_old_finished_data_requests_go_and_open_ones_stay(now):
+    old = now - timedelta(days=91)
+
+    def request(status: str, sid: str, created_at: datetime) -> DataRequest:
+        return DataRequest.objects.create(
+            kind=DataRequest.Kind.SUBSCRIPTION,
+            origin=DataRequest.Origin.DAILY,
+            subscription_id=sid,
+            end=created_at,
+            status=status,
+            created_at=created_at,
+        )
+
+    gone = [
+        request(DataRequest.Status.REQUESTED, "S1", old),
+        request(DataRequest.Status.FAILED, "S2", old),
+    ]
+    answered = _fetch(Fetch.Status.INGESTED, now, data_request=gone[0])
+    kept = [
+        request(DataRequest.Status.RETRYING, "S3", old),  # open work, however old
+        request(DataRequest.Status.REQUESTED, "S4", now - timedelta(days=89)),
+    ]
+    report = retention.pipeline_prune(now=now, retention_days=90, body_retention_days=0, batch=1)
+    assert report.data_requests == 2
+    assert set(DataRequest.objects.values_list("pk", flat=True)) == {r.pk for r in kept}
+    answered.refresh_from_db()
+    assert answered.data_request_id is None  # the younger fetch row stays, unlinked
 
 
 @pytest.mark.postgres
