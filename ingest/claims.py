@@ -10,19 +10,34 @@ the rules are written here once:
   redelivery of the *same* message (its pool process died) may take it over;
 - every outcome write is conditional on the lease (`row_save`), so a run taken for dead never
   overwrites the run that took over (gascap/worker_heartbeat.py);
-- a RUNNING row older than the hard time limit is abandoned, whoever holds it (`lease_expiry`).
+- a RUNNING row older than the hard time limit is abandoned, whoever holds it (`lease_expiry`);
+- a row started more than GASCAP_INGEST_POISON_LIMIT times without an outcome is POISONED
+  (`row_poison_check`); a transient failure is RETRYING with backoff until the limit
+  (`row_retry`); a refusal by the PG&E call budget is RETRYING `budget_wait`, not an attempt
+  (`row_budget_wait`). Each re-queue is published after the commit of the row's new state.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Model, Q
+from django.utils import timezone
 
+from gascap.pge.gate import BudgetExhausted
+from gascap.pge_budget.budget import budget_wait_countdown, budget_wait_record
 from gascap.worker_heartbeat import lease_held, lease_new, this_runner
 from ingest.backoff import backoff_delay
+
+logger = logging.getLogger(__name__)
+
+# Publishes run `pk` again in `countdown` seconds (after the commit of its new state).
+Requeue = Callable[[int, float], object]
 
 RowT = TypeVar("RowT", bound=Model)
 
@@ -78,3 +93,73 @@ def retry_delay(*, attempts: int, exc: BaseException) -> float:
         cap=float(settings.GASCAP_INGEST_BACKOFF_CAP),
         retry_after=getattr(exc, "retry_after", None),
     )
+
+
+def _excerpt(exc: BaseException) -> str:
+    return str(exc)[:500]
+
+
+def _requeue_on_commit(row: Any, requeue: Requeue, delay: float) -> None:
+    pk = row.pk
+    transaction.on_commit(lambda: requeue(pk, delay))
+
+
+def row_poison_check(row: Any, *, now: datetime) -> bool:
+    """The claimed row has been started more than GASCAP_INGEST_POISON_LIMIT times without
+    ever recording an outcome (a crash or a kill each time): write it POISONED and say so."""
+    if row.attempts <= int(settings.GASCAP_INGEST_POISON_LIMIT):
+        return False
+    row_save(
+        row,
+        status=type(row).Status.POISONED,
+        reason="poison_limit",
+        finished_at=now,
+        error=f"started {row.attempts - 1} times without finishing",
+        runner_task_id="",
+    )
+    logger.error("%s poisoned after %s runs", row, row.attempts - 1)
+    return True
+
+
+def row_retry(row: Any, *, exc: BaseException, requeue: Requeue) -> tuple[str, float] | None:
+    """A transient failure of the claimed row's run: RETRYING with backoff and re-queued, and
+    (reason, delay) returned; None when its attempts reached GASCAP_INGEST_POISON_LIMIT (the
+    caller fails it `retries_exhausted`)."""
+    reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
+    if row.attempts >= int(settings.GASCAP_INGEST_POISON_LIMIT):
+        return None
+    delay = retry_delay(attempts=row.attempts, exc=exc)
+    with transaction.atomic():
+        row_save(
+            row,
+            status=type(row).Status.RETRYING,
+            reason=reason,
+            error=_excerpt(exc),
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            runner_task_id="",
+        )
+        _requeue_on_commit(row, requeue, delay)
+    logger.info("%s: transient %s, retry %s in %.1fs", row, reason, row.attempts, delay)
+    return reason, delay
+
+
+def row_budget_wait(
+    row: Any, *, now: datetime, exc: BudgetExhausted, requeue: Requeue, work: str
+) -> float:
+    """The PG&E call budget refused the run: RETRYING `budget_wait` until its window opens
+    (`next_attempt_at`), re-queued for then. Not a failure — the run does not count towards
+    the poison limit. Counted as a wait of `work` (`manage.py pge_budget`). Returns the delay."""
+    delay = budget_wait_countdown(exc=exc, now=now)
+    with transaction.atomic():
+        row_save(
+            row,
+            status=type(row).Status.RETRYING,
+            reason="budget_wait",
+            error=_excerpt(exc),
+            attempts=max(0, row.attempts - 1),
+            next_attempt_at=exc.retry_at,
+            runner_task_id="",
+        )
+        _requeue_on_commit(row, requeue, delay)
+    budget_wait_record(work=work, exc=exc, now=now)
+    return delay

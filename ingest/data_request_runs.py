@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
@@ -39,7 +38,14 @@ from gascap.pge.errors import (
 from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 from gascap.pge_budget.pacing import RateLimitTimeout
 from ingest.budget_plan import daily_request_mode
-from ingest.claims import LeaseLost, retry_delay, row_claim, row_save
+from ingest.claims import (
+    LeaseLost,
+    row_budget_wait,
+    row_claim,
+    row_poison_check,
+    row_retry,
+    row_save,
+)
 from ingest.data_requests import (
     BULK_DAYS,
     bulk_window_ask,
@@ -240,17 +246,7 @@ def _excerpt(exc: BaseException) -> str:
 def _run_claimed(row: DataRequest, *, now: datetime) -> DataRequestRunResult:
     from customers.services import AuthorizationUnavailable, CallForbidden
 
-    if row.attempts > int(settings.GASCAP_INGEST_POISON_LIMIT):
-        # The previous runs never recorded an outcome (a crash or kill each time).
-        row_save(
-            row,
-            status=Status.POISONED,
-            reason="poison_limit",
-            finished_at=now,
-            error=f"started {row.attempts - 1} times without finishing",
-            runner_task_id="",
-        )
-        logger.error("data request %s poisoned after %s runs", row.pk, row.attempts - 1)
+    if row_poison_check(row, now=now):
         return DataRequestRunResult(status=Status.POISONED, reason="poison_limit")
     try:
         with call_priority(Priority.SCHEDULED):
@@ -365,44 +361,21 @@ def _fail(
     return DataRequestRunResult(status=status, reason=reason)
 
 
-def _budget_wait(row: DataRequest, *, now: datetime, exc: BudgetExhausted) -> DataRequestRunResult:
-    """The call budget is used for now: wait for its next window. Not a failure — the run does
-    not count towards the poison limit and the row says why (`budget_wait`)."""
-    from gascap.pge_budget.budget import budget_wait_countdown, budget_wait_record
+def _requeue(data_request_id: int, delay: float) -> bool:
+    return data_request_enqueue(data_request_id=data_request_id, countdown=delay)
 
-    delay = budget_wait_countdown(exc=exc, now=now)
-    with transaction.atomic():
-        row_save(
-            row,
-            status=Status.RETRYING,
-            reason="budget_wait",
-            error=_excerpt(exc),
-            attempts=max(0, row.attempts - 1),
-            next_attempt_at=exc.retry_at,
-            runner_task_id="",
-        )
-        _enqueue_on_commit(row.pk, countdown=delay)
+
+def _budget_wait(row: DataRequest, *, now: datetime, exc: BudgetExhausted) -> DataRequestRunResult:
+    """The call budget is used for now: wait for its next window (`row_budget_wait`)."""
     work = "bulk_request" if row.kind == DataRequest.Kind.BULK else "data_request"
-    budget_wait_record(work=work, exc=exc, now=now)
+    delay = row_budget_wait(row, now=now, exc=exc, requeue=_requeue, work=work)
     return DataRequestRunResult(status=Status.RETRYING, reason="budget_wait", retry_in=delay)
 
 
 def _retry_or_fail(row: DataRequest, *, exc: BaseException) -> DataRequestRunResult:
-    reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
-    if row.attempts >= int(settings.GASCAP_INGEST_POISON_LIMIT):
+    retried = row_retry(row, exc=exc, requeue=_requeue)
+    if retried is None:
+        reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
         return _fail(row, reason="retries_exhausted", error=f"{reason}: {_excerpt(exc)}")
-    delay = retry_delay(attempts=row.attempts, exc=exc)
-    with transaction.atomic():
-        row_save(
-            row,
-            status=Status.RETRYING,
-            reason=reason,
-            error=_excerpt(exc),
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-            runner_task_id="",
-        )
-        _enqueue_on_commit(row.pk, countdown=delay)
-    logger.info(
-        "data request %s: transient %s, retry %s in %.1fs", row.pk, reason, row.attempts, delay
-    )
+    reason, delay = retried
     return DataRequestRunResult(status=Status.RETRYING, reason=reason, retry_in=delay)

@@ -18,11 +18,10 @@ import logging
 import time
 import traceback as traceback_module
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.utils import timezone
 
 from gascap.pge.errors import (
@@ -36,7 +35,14 @@ from gascap.pge.errors import (
 from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 from gascap.pge.safexml import XmlRejected
 from gascap.pge_budget.pacing import RateLimitTimeout
-from ingest.claims import LeaseLost, retry_delay, row_claim, row_save
+from ingest.claims import (
+    LeaseLost,
+    row_budget_wait,
+    row_claim,
+    row_poison_check,
+    row_retry,
+    row_save,
+)
 from ingest.models import Fetch, FetchAttempt
 from ingest.notifications import fetch_enqueue
 from ingest.pge_resources import ResourceRefused, fetch_kind, resource_parse, url_check
@@ -293,18 +299,7 @@ def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> Fe
 
 
 def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
-    limit = int(settings.GASCAP_INGEST_POISON_LIMIT)
-    if fetch.attempts > limit:
-        # The previous runs never recorded an outcome (a crash or kill each time).
-        row_save(
-            fetch,
-            status=Fetch.Status.POISONED,
-            reason="poison_limit",
-            finished_at=now,
-            error=f"started {fetch.attempts - 1} times without finishing",
-            runner_task_id="",
-        )
-        logger.error("fetch %s poisoned after %s runs", fetch.pk, fetch.attempts - 1)
+    if row_poison_check(fetch, now=now):
         return FetchRunResult(status=Fetch.Status.POISONED, reason="poison_limit")
     verdict = _resource_verdict(fetch, now=now)
     if verdict is not None:
@@ -387,47 +382,21 @@ def _fail(
     return FetchRunResult(status=status, reason=reason)
 
 
-def _budget_wait(fetch: Fetch, *, now: datetime, exc: BudgetExhausted) -> FetchRunResult:
-    """The call budget is used for now: wait for the next window. Not a failure — the run
-    does not count towards the poison limit and the row says why (`budget_wait`)."""
-    from gascap.pge_budget.budget import budget_wait_countdown, budget_wait_record
+def _requeue(fetch_id: int, delay: float) -> bool:
+    return fetch_enqueue(fetch_id=fetch_id, countdown=delay)
 
-    delay = budget_wait_countdown(exc=exc, now=now)
-    with transaction.atomic():
-        row_save(
-            fetch,
-            status=Fetch.Status.RETRYING,
-            reason="budget_wait",
-            error=_excerpt(exc),
-            attempts=max(0, fetch.attempts - 1),
-            next_attempt_at=exc.retry_at,
-            runner_task_id="",
-        )
-        fetch_id = fetch.pk
-        transaction.on_commit(lambda: fetch_enqueue(fetch_id=fetch_id, countdown=delay))
-    budget_wait_record(work="fetch", exc=exc, now=now)
+
+def _budget_wait(fetch: Fetch, *, now: datetime, exc: BudgetExhausted) -> FetchRunResult:
+    """The call budget is used for now: wait for the next window (`row_budget_wait`)."""
+    delay = row_budget_wait(fetch, now=now, exc=exc, requeue=_requeue, work="fetch")
     return FetchRunResult(status=Fetch.Status.RETRYING, reason="budget_wait", retry_in=delay)
 
 
 def _retry_or_fail(fetch: Fetch, *, now: datetime, exc: BaseException) -> FetchRunResult:
-    reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
-    if fetch.attempts >= int(settings.GASCAP_INGEST_POISON_LIMIT):
+    retried = row_retry(fetch, exc=exc, requeue=_requeue)
+    if retried is None:
         return _fail(fetch, now=now, reason="retries_exhausted", error=_excerpt(exc))
-    delay = retry_delay(attempts=fetch.attempts, exc=exc)
-    with transaction.atomic():
-        row_save(
-            fetch,
-            status=Fetch.Status.RETRYING,
-            reason=reason,
-            error=_excerpt(exc),
-            next_attempt_at=timezone.now() + timedelta(seconds=delay),
-            runner_task_id="",
-        )
-        fetch_id = fetch.pk
-        transaction.on_commit(lambda: fetch_enqueue(fetch_id=fetch_id, countdown=delay))
-    logger.info(
-        "fetch %s: transient %s, retry %s in %.1fs", fetch.pk, reason, fetch.attempts, delay
-    )
+    reason, delay = retried
     return FetchRunResult(status=Fetch.Status.RETRYING, reason=reason, retry_in=delay)
 
 
