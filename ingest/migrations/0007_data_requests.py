@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('customers', '0004_retention'),
-        ('ingest', '0005_rollups'),
+        ('ingest', '0006_readings_partitioned'),
     ]
 
     operations = [
