@@ -19,13 +19,8 @@ from django.utils import timezone
 
 from ingest.data_request_runs import subscription_data_request_open
 from ingest.models import DataRequest
-from tests.reliability.conftest import (
-    HEARTBEAT_STALE,
-    SWEEP_PERIOD,
-    Sweeper,
-    heartbeat_env,
-    wait_for,
-)
+from tests.reliability.conftest import HEARTBEAT_STALE, SWEEP_PERIOD, Sweeper, heartbeat_env
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
