@@ -1,11 +1,12 @@
-"""gascap's own tables: worker liveness (gascap/worker_heartbeat.py) and the runner lease that
-every retried row (notification, fetch, and the rows later work adds) carries."""
+"""gascap's own tables: worker liveness (gascap/worker_heartbeat.py), and the runner lease and
+outcome fields that every retried row (notification, fetch, and the rows later work adds)
+carries."""
 
 from __future__ import annotations
 
 from django.db import models
 
-__all__ = ["RunnerLeased", "WorkerHeartbeat"]
+__all__ = ["RetriedRow", "RunnerLeased", "WorkerHeartbeat"]
 
 
 class WorkerHeartbeat(models.Model):
@@ -39,6 +40,23 @@ class RunnerLeased(models.Model):
         max_length=100, blank=True, help_text="worker process holding the row (node/pid/id)"
     )
     lease = models.CharField(max_length=32, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class RetriedRow(RunnerLeased):
+    """A piece of retried work (docs/reliability.md R5): besides the lease, the outcome fields
+    every such row carries, so the sweeper, the admin and an operator read them the same way
+    on each (`ingest.models.Notification`, `ingest.models.Fetch`). Each model adds its own
+    `status` (its own states) and times."""
+
+    # Short machine reason for a refused, failed or poisoned row ("dtd", "malformed", ...).
+    reason = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True

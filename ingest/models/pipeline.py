@@ -1,10 +1,10 @@
 """The notification pipeline's records: notifications, fetches and their attempts.
 
 The database, not the broker, is the source of truth (docs/reliability.md R5): every row carries a
-status, an attempt counter and the last error, so a lost message, a killed worker or a broker
-outage leaves a row the sweeper can find and an operator can replay. A row being worked on
-names its runner and lease (`gascap.models.RunnerLeased`): a row whose runner stopped beating
-is taken over by the sweeper within two sweep periods (gascap/worker_heartbeat.py).
+status, an attempt counter and the last error (`gascap.models.RetriedRow`), so a lost message, a
+killed worker or a broker outage leaves a row the sweeper can find and an operator can replay. A
+row being worked on names its runner and lease: a row whose runner stopped beating is taken over
+by the sweeper within two sweep periods (gascap/worker_heartbeat.py).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from gascap.models import RunnerLeased
+from gascap.models import RetriedRow
 
 __all__ = ["Fetch", "FetchAttempt", "Notification"]
 
 
-class Notification(RunnerLeased):
+class Notification(RetriedRow):
     """One POST to the notification webhook, stored before anything else happens to it.
 
     PG&E's BatchList is unsigned and its content type unreliable (docs/pge-protocol.md,
@@ -49,12 +49,6 @@ class Notification(RunnerLeased):
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )
-    # Short machine reason for REJECTED / FAILED / POISONED ("dtd", "malformed", ...).
-    reason = models.CharField(max_length=64, blank=True)
-    error = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    started_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     resource_count = models.PositiveIntegerField(default=0)
     skipped_count = models.PositiveIntegerField(default=0)
@@ -73,7 +67,7 @@ class Notification(RunnerLeased):
         return bytes(self.body or b"")[:limit].decode("utf-8", errors="replace")
 
 
-class Fetch(RunnerLeased):
+class Fetch(RetriedRow):
     """One PG&E resource to download (a URL from a BatchList, a ReadingType a document lacked,
     or a data request PG&E answered with something else than 202), with its outcome. At most
     one open fetch exists per URL: duplicates coalesce."""
@@ -125,15 +119,10 @@ class Fetch(RunnerLeased):
     # The subscription the URL names (Batch/Subscription/{SID}); empty for Bulk.
     subscription_id = models.CharField(max_length=64, blank=True, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
-    reason = models.CharField(max_length=64, blank=True)
-    error = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     # Celery id of the run holding the row: a redelivery of the same message (its worker died)
     # may take the row over; any other message finds it RUNNING and leaves.
     runner_task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     bytes_received = models.BigIntegerField(default=0)
