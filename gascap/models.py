@@ -1,6 +1,6 @@
 """gascap's own tables: worker liveness (gascap/worker_heartbeat.py), and the runner lease and
-outcome fields that every retried row (notification, fetch, and the rows later work adds)
-carries."""
+outcome fields that every retried row (notification, fetch, data request, and the rows later
+work adds) carries."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class RunnerLeased(models.Model):
 class RetriedRow(RunnerLeased):
     """A piece of retried work (docs/reliability.md R5): besides the lease, the outcome fields
     every such row carries, so the sweeper, the admin and an operator read them the same way
-    on each (`ingest.models.Notification`, `ingest.models.Fetch`). Each model adds its own
+    on each (`ingest.models.Notification`, `Fetch`, `DataRequest`). Each model adds its own
     `status` (its own states) and times."""
 
     # Short machine reason for a refused, failed or poisoned row ("dtd", "malformed", ...).

@@ -1,20 +1,20 @@
 """The asynchronous data requests we make of PG&E (docs/pge-protocol.md, "Data APIs"): one row
 per request the daily schedule or a consent makes, retried like a fetch (docs/reliability.md
-R5): a status, an attempt counter, the last error, the runner and lease of the run holding it,
-so an exhausted request, a budget wait or a lost message is a row the operator sees and can
-replay, not a line in a worker log."""
+R5): a status, an attempt counter, the last error, the runner and lease of the run holding it
+(`gascap.models.RetriedRow`), so an exhausted request, a budget wait or a lost message is a row
+the operator sees and can replay, not a line in a worker log."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
 
-from gascap.models import RunnerLeased
+from gascap.models import RetriedRow
 
 __all__ = ["DataRequest"]
 
 
-class DataRequest(RunnerLeased):
+class DataRequest(RetriedRow):
     """One Batch/Subscription request (a customer token, cut into windows of at most
     GASCAP_INGEST_REQUEST_MAX_DAYS) or one Batch/Bulk request (the client token). PG&E answers
     202 and notifies (REQUESTED); a 200 carrying the data is imported from the answer as a
@@ -61,13 +61,8 @@ class DataRequest(RunnerLeased):
     # PG&E's status per window answered, in order (202 accepted; 200 the data inline).
     answers = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
-    reason = models.CharField(max_length=64, blank=True)
-    error = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     runner_task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
 
