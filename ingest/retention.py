@@ -123,12 +123,7 @@ def _data_requests_prunable(cutoff: datetime):  # type: ignore[no-untyped-def]
 
 def _prune_data_request_window(cutoff: datetime, low: int, high: int, report: PruneReport) -> None:
     with transaction.atomic():
-        ids = list(
-            _data_requests_prunable(cutoff)
-            .filter(pk__gte=low, pk__lt=high)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
+        ids = _window_lock(_data_requests_prunable(cutoff), low, high)
         if not ids:
             return
         Fetch.objects.filter(data_request_id__in=ids).update(data_request=None)
