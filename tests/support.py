@@ -77,20 +77,19 @@ def sandbox_consent(
 
     from django.utils import timezone
 
-    from customers.models import Authorization, Customer
     from sandbox.demo import customer_by_key
+    from tests.builders import authorization_make, customer_make
 
     subscription_id = customer_by_key(customer_key).subscription_id
     sandbox.state.authorization_grant(subscription_id=subscription_id)  # type: ignore[attr-defined]
     access, refresh = sandbox.state.tokens_issue(subscription_id=subscription_id)  # type: ignore[attr-defined]
-    owner = Customer.objects.create(display_name=display_name)
-    authorization = Authorization.objects.create(
-        customer=owner, status=Authorization.Status.ACTIVE, subscription_id=subscription_id
+    authorization_make(
+        customer=customer_make(display_name=display_name),
+        subscription_id=subscription_id,
+        access_token=access,
+        refresh_token=refresh,
+        expires_at=timezone.now() + timedelta(hours=1),
     )
-    authorization.tokens_set(
-        access_token=access, refresh_token=refresh, expires_at=timezone.now() + timedelta(hours=1)
-    )
-    authorization.save()
     return subscription_id, access, refresh
 
 

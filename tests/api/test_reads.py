@@ -10,10 +10,11 @@ import pytest
 from django.utils import timezone
 
 from api.keys import api_key_create
-from customers.models import Authorization, Customer, SubscriptionUsagePoint
+from customers.models import Authorization, SubscriptionUsagePoint
 from ingest.models import IntervalReading, UsagePoint
 from ingest.readings import document_import
 from tests.api.conftest import ApiClient
+from tests.builders import authorization_make, customer_make
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +25,8 @@ OTHER = "pge_cmd_2016_gas_daily_therm.xml"  # a customer who did not come throug
 
 
 def consent(*, external_id: str | None, subscription_id: str, usage_points: list[str]) -> None:
-    customer = Customer.objects.create(display_name="x", external_id=external_id)
-    authorization = Authorization.objects.create(
+    customer = customer_make(display_name="x", external_id=external_id)
+    authorization = authorization_make(
         customer=customer, subscription_id=subscription_id, status="ACTIVE"
     )
     for up in usage_points:

@@ -14,6 +14,7 @@ from customers.models import Authorization
 from ingest.data_retention import customer_data_retention_purge as retention_purge
 from ingest.models import DailyRollup, IntervalReading, UsagePoint, UsageSummary
 from tests.api.test_reads import data  # noqa: F401  (fixture)
+from tests.builders import authorization_make
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +70,6 @@ def test_a_customer_with_a_standing_consent_is_kept(data, settings):  # noqa: F8
     from customers.models import Customer
 
     customer = Customer.objects.get(external_id="user-1")
-    Authorization.objects.create(customer=customer, subscription_id="555", status="ACTIVE")
+    authorization_make(customer=customer, subscription_id="555", status="ACTIVE")
     revoke("4095251", timezone.now() - timedelta(days=10))
     assert retention_purge(now=timezone.now())["customers"] == 0

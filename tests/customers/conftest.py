@@ -12,6 +12,8 @@ import responses
 from cryptography.fernet import Fernet
 
 from customers.models import Authorization, Customer
+from tests import builders
+from tests.builders import customer_make, pge_settings_fake
 
 # Obviously synthetic values: nothing here looks like a real customer or a real token.
 ACCESS_TOKEN = "test-access-token-AAAA1111"
@@ -30,7 +32,7 @@ def field_keys(settings) -> list[str]:
 
 @pytest.fixture
 def customer(db) -> Customer:
-    return Customer.objects.create(display_name="Test Household A")
+    return customer_make(display_name="Test Household A")
 
 
 def authorization_make(
@@ -42,20 +44,17 @@ def authorization_make(
     refresh_token: str | None = REFRESH_TOKEN,
     expires_at: datetime | None = None,
 ) -> Authorization:
-    authorization = Authorization.objects.create(
+    """`tests.builders.authorization_make` with this tier's defaults: tokens, scope, expiry."""
+    return builders.authorization_make(
         customer=customer,
         subscription_id=subscription_id,
         status=status,
         scope="FB=1_3_4_5_13_14_39;IntervalDuration=900_3600;",
         scope_params={"FB": ["1", "3", "4", "5", "13", "14", "39"]},
-    )
-    authorization.tokens_set(
         access_token=access_token,
         refresh_token=refresh_token,
         expires_at=expires_at or NOW + timedelta(hours=1),
     )
-    authorization.save()
-    return authorization
 
 
 @pytest.fixture
@@ -99,19 +98,11 @@ REDIRECT_URI = "https://gascap.test/consent/callback/"
 @pytest.fixture
 def fake_pge(settings, tmp_path):
     """Settings that point the real PgeClient at a fake PG&E host (answers via `responses`)."""
-    cert = tmp_path / "client.pem"
-    key = tmp_path / "client.key"
-    cert.write_text("test certificate placeholder\n")
-    key.write_text("test key placeholder\n")
-    settings.GASCAP_PGE_API_BASE = API_BASE
-    settings.GASCAP_PGE_TOKEN_URL = TOKEN_URL
+    pge_settings_fake(settings, tmp_path, api_base=API_BASE, token_url=TOKEN_URL)
     settings.GASCAP_PGE_AUTHORIZE_URL = AUTHORIZE_URL
     settings.GASCAP_PGE_REDIRECT_URI = REDIRECT_URI
     settings.GASCAP_PGE_CLIENT_ID = "test-client-id"
     settings.GASCAP_PGE_CLIENT_SECRET = "test-client-secret-ZZZZ"
-    settings.GASCAP_PGE_CLIENT_CERT = str(cert)
-    settings.GASCAP_PGE_CLIENT_KEY = str(key)
-    settings.GASCAP_PGE_CA_BUNDLE = None
     settings.GASCAP_CONSENT_AUTHORIZATION_RETRY_SECONDS = 0
     return settings
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
@@ -18,6 +17,7 @@ from django.utils import timezone
 
 from customers.models import Authorization, SubscriptionUsagePoint
 from customers.services import subscription_usage_points_record_kinds
+from tests.builders import staff_client
 from tests.customers.conftest import SUBSCRIPTION_ID, authorization_make
 
 pytestmark = pytest.mark.django_db
@@ -35,17 +35,6 @@ def consent(customer) -> Authorization:
     return authorization
 
 
-def staff(username: str, *codenames: str) -> Client:
-    user = User.objects.create_user(username, f"{username}@example.test", "test-pass-4")
-    user.is_staff = True
-    user.save()
-    for codename in codenames:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def action(client: Client, name: str, authorization: Authorization, **extra: str):
     return client.post(
         f"{ADMIN}customers/authorization/",
@@ -54,7 +43,7 @@ def action(client: Client, name: str, authorization: Authorization, **extra: str
 
 
 def test_forged_actions_from_a_viewer_do_nothing(consent, pge, sent_tasks):
-    viewer = staff("op-viewer", "view_authorization")
+    viewer = staff_client("op-viewer", "view_authorization")
     action(viewer, "revoke_consent", consent, confirmed="yes")
     action(viewer, "refresh_tokens_now", consent)
     action(viewer, "request_data_now", consent)
@@ -70,7 +59,7 @@ def test_forged_actions_from_a_viewer_do_nothing(consent, pge, sent_tasks):
 def test_change_permission_allows_the_actions_and_each_is_logged(
     consent, pge, sent_tasks, django_capture_on_commit_callbacks
 ):
-    operator = staff("op-change", "view_authorization", "change_authorization")
+    operator = staff_client("op-change", "view_authorization", "change_authorization")
     assert action(operator, "refresh_tokens_now", consent).status_code == 302
     with django_capture_on_commit_callbacks(execute=True):
         assert action(operator, "request_data_now", consent).status_code == 302
@@ -92,7 +81,7 @@ def test_change_permission_allows_the_actions_and_each_is_logged(
 
 def test_failed_revocation_is_shown_and_logged_and_the_consent_stays(consent, pge):
     pge.delete_status = 400
-    operator = staff("op-change", "view_authorization", "change_authorization")
+    operator = staff_client("op-change", "view_authorization", "change_authorization")
     response = action(operator, "revoke_consent", consent, confirmed="yes")
     shown = [str(m) for m in get_messages(response.wsgi_request)]
     assert len(shown) == 1 and shown[0].startswith(f"Could not revoke {SUBSCRIPTION_ID}: ")
@@ -102,7 +91,7 @@ def test_failed_revocation_is_shown_and_logged_and_the_consent_stays(consent, pg
 
 def test_failed_action_is_logged_without_a_token(consent, pge):
     pge.refresh_answers = [(400, '{"error": "invalid_grant"}')]
-    operator = staff("op-change", "view_authorization", "change_authorization")
+    operator = staff_client("op-change", "view_authorization", "change_authorization")
     action(operator, "refresh_tokens_now", consent)
     entry = LogEntry.objects.get()
     assert entry.get_change_message().startswith("Token refresh failed")

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from customers.models import Authorization, Customer, SubscriptionUsagePoint
 from customers.services import subscription_usage_points_record_kinds_many
+from tests.builders import authorization_make, customer_make
 
 pytestmark = pytest.mark.django_db
 
@@ -22,13 +23,7 @@ def placeholders(count: int, *, first: int = 0) -> list[Authorization]:
     made = []
     for n in range(first, first + count):
         sid = f"SUBKIND{n:04d}"
-        made.append(
-            Authorization.objects.create(
-                customer=Customer.objects.create(display_name=f"Subscription {sid}"),
-                status=Authorization.Status.ACTIVE,
-                subscription_id=sid,
-            )
-        )
+        made.append(authorization_make(subscription_id=sid))  # its own customer, ACTIVE
     return made
 
 
@@ -72,8 +67,8 @@ def test_rows_for_every_authorization_in_a_bounded_number_of_statements():
 
 
 def test_a_re_consent_among_many_joins_its_earlier_customer_and_only_it():
-    earlier_customer = Customer.objects.create(display_name="Ada Lovelace")
-    earlier = Authorization.objects.create(
+    earlier_customer = customer_make(display_name="Ada Lovelace")
+    earlier = authorization_make(
         customer=earlier_customer, status=Authorization.Status.REVOKED, subscription_id="SUBOLD"
     )
     SubscriptionUsagePoint.objects.create(authorization=earlier, usage_point_id="UPSHARED")

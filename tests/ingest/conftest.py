@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape
 import pytest
 import responses
 
+from tests.builders import authorization_make, customer_make, pge_settings_fake
 from tests.support import celery_worker_argv, process_stop, wait_until_worker_ready
 
 API_BASE = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
@@ -36,15 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def ingest_settings(settings, tmp_path):
-    cert = tmp_path / "client.pem"
-    key = tmp_path / "client.key"
-    cert.write_text("not a real certificate (responses intercepts before TLS)\n")
-    key.write_text("not a real key\n")
-    settings.GASCAP_PGE_API_BASE = API_BASE
-    settings.GASCAP_PGE_TOKEN_URL = TOKEN_URL
-    settings.GASCAP_PGE_CLIENT_CERT = str(cert)
-    settings.GASCAP_PGE_CLIENT_KEY = str(key)
-    settings.GASCAP_PGE_CA_BUNDLE = None
+    pge_settings_fake(settings, tmp_path, api_base=API_BASE, token_url=TOKEN_URL)
     settings.GASCAP_PGE_THIRD_PARTY_ID = "99999"
     settings.GASCAP_PGE_RATE_LIMIT_PER_SECOND = 0
     settings.GASCAP_NOTIFY_TOKENS = [NOTIFY_TOKEN, OLD_NOTIFY_TOKEN]
@@ -157,24 +150,15 @@ def now() -> datetime:
 
 @pytest.fixture
 def authorization(db):
-    from customers.models import Authorization, Customer
-
-    customer = Customer.objects.create(display_name="Test Customer A", email="a@example.test")
-    auth = Authorization(
-        customer=customer,
-        status=Authorization.Status.ACTIVE,
+    return authorization_make(
+        customer=customer_make(display_name="Test Customer A", email="a@example.test"),
         subscription_id=SID,
         scope="FB=1_3_4_5_13_14_39;IntervalDuration=3600;HistoryLength=2592000;",
         scope_params={"HistoryLength": ["2592000"], "IntervalDuration": ["3600"]},
-    )
-    auth.save()
-    auth.tokens_set(
         access_token=CUSTOMER_ACCESS,
         refresh_token=CUSTOMER_REFRESH,
         expires_at=datetime(2099, 1, 1, tzinfo=UTC),
     )
-    auth.save()
-    return auth
 
 
 @pytest.fixture

@@ -4,26 +4,19 @@ row, a bearer-token matcher and a readings checksum."""
 
 from __future__ import annotations
 
-import hashlib
-
 from django.db.models import Sum
 from responses import matchers
 
 from ingest import fetches, notifications
 from ingest.models import Fetch, IntervalReading, Notification
+from tests.builders import notification_make
 from tests.ingest.conftest import SID, subscription_url
 
 FEED_TYPE = "application/atom+xml"
 
 
 def stored(body: bytes, now) -> Notification:
-    return Notification.objects.create(
-        status=Notification.Status.RECEIVED,
-        received_at=now,
-        body=body,
-        body_size=len(body),
-        sha256=hashlib.sha256(body).hexdigest(),
-    )
+    return notification_make(body=body, received_at=now)
 
 
 def bearer(token: str):

@@ -10,6 +10,7 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from ingest.models import Fetch, FetchAttempt, IntervalReading, Notification
+from tests.builders import notification_make
 from tests.ingest.conftest import ALL_SECRETS, SID, batchlist, espi_feed, subscription_url
 
 pytestmark = pytest.mark.django_db
@@ -43,13 +44,10 @@ def failed_fetch(now) -> Fetch:
 
 @pytest.fixture
 def failed_notification(now) -> Notification:
-    body = batchlist(subscription_url())
-    return Notification.objects.create(
-        status=Notification.Status.FAILED,
+    return notification_make(
+        body=batchlist(subscription_url()),
         received_at=now,
-        body=body,
-        body_size=len(body),
-        sha256=hashlib.sha256(body).hexdigest(),
+        status=Notification.Status.FAILED,
         reason="error",
         error="boom",
         headers={"CONTENT_TYPE": "application/xml"},

@@ -9,13 +9,13 @@ import io
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from ingest.models import Fetch, MeterReading, Notification, ReadingType, UsagePoint
 from ingest.readings import document_import
+from tests.builders import notification_make, staff_client
 from tests.ingest.conftest import SID, UPID, batchlist, espi_feed, subscription_url
 
 pytestmark = pytest.mark.django_db
@@ -26,17 +26,6 @@ def imported(now) -> UsagePoint:
     # 24 hourly readings from 2026-03-09 00:00 PDT (07:00Z), Wh x10^-3, delivered.
     document_import(source=io.BytesIO(espi_feed()), source_label="test", now=now)
     return UsagePoint.objects.get()
-
-
-def staff_client(username: str, *codenames: str) -> Client:
-    user = User.objects.create_user(username, f"{username}@example.test", "test-pass-3")
-    user.is_staff = True
-    user.save()
-    for codename in codenames:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_usage_point_shows_service_kind_in_words_and_filters_by_it(admin_client, imported):
@@ -151,13 +140,10 @@ def failed_fetch(now) -> Fetch:
 
 @pytest.fixture
 def failed_notification(now) -> Notification:
-    body = batchlist(subscription_url())
-    return Notification.objects.create(
-        status=Notification.Status.FAILED,
+    return notification_make(
+        body=batchlist(subscription_url()),
         received_at=now,
-        body=body,
-        body_size=len(body),
-        sha256=hashlib.sha256(body).hexdigest(),
+        status=Notification.Status.FAILED,
         reason="error",
     )
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from ingest import notifications
 from ingest.models import Fetch, FetchAttempt, IntervalReading
+from tests.builders import authorization_make, customer_make
 from tests.ingest.conftest import (
     ALL_SECRETS,
     API_BASE,
@@ -81,23 +82,18 @@ def test_token_binding_over_many_authorizations(
     now, pge, client_token, django_capture_on_commit_callbacks
 ):
     """docs/reliability.md test 25 in small: each Subscription URL only ever with its own token."""
-    from customers.models import Authorization, Customer
-
     seen: list[tuple[str, str]] = []
     tokens = {}
     for i in range(5):
         sid = f"SUBTESTBIND{i}"
-        customer = Customer.objects.create(display_name=f"Test {i}")
-        auth = Authorization.objects.create(
-            customer=customer, status=Authorization.Status.ACTIVE, subscription_id=sid
-        )
         tokens[sid] = f"cust-access-TEST-bind-{i}-xxxxxxxx"
-        auth.tokens_set(
+        authorization_make(
+            customer=customer_make(display_name=f"Test {i}"),
+            subscription_id=sid,
             access_token=tokens[sid],
             refresh_token=f"r-{i}-yyyyyyyy",
             expires_at=now.replace(year=2099),
         )
-        auth.save()
 
     def answer(request):  # type: ignore[no-untyped-def]
         path = request.url.split("/Batch/", 1)[1]

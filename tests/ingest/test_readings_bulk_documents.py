@@ -12,11 +12,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from customers.models import Authorization, Customer
+from customers.models import Authorization
 from ingest.models import IntervalReading, MeterReading, UsagePoint
 from ingest.readings import DocumentRefused, document_import
 from ingest.usage_point_binding import UsagePointBinding
 from sandbox import feeds, scale
+from tests.builders import authorization_make, customer_make
 
 pytestmark = pytest.mark.django_db
 
@@ -61,8 +62,8 @@ def consents(first: int, end: int) -> dict[str, int]:
     """ACTIVE authorizations for customers [first, end): subscription id -> authorization id."""
     active = {}
     for customer in scale.scale_customers(first, end):
-        auth = Authorization.objects.create(
-            customer=Customer.objects.create(display_name=customer.name),
+        auth = authorization_make(
+            customer=customer_make(display_name=customer.name),
             status=Authorization.Status.ACTIVE,
             subscription_id=customer.subscription_id,
         )
@@ -136,8 +137,8 @@ def test_a_usage_point_stored_under_another_authorization_refuses_the_document()
     before = (UsagePoint.objects.count(), IntervalReading.objects.count())
     moved = dict(active)
     victim = scale.scale_customer(1).subscription_id
-    moved[victim] = Authorization.objects.create(
-        customer=Customer.objects.create(display_name="Someone else"),
+    moved[victim] = authorization_make(
+        customer=customer_make(display_name="Someone else"),
         status=Authorization.Status.ACTIVE,
         subscription_id="8999999999",
     ).pk

@@ -17,12 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.core import mail
 
-from customers.models import Authorization, AuthorizationStatus, Customer
+from customers.models import Authorization, AuthorizationStatus
 from gascap.pge.gate import CallKind, Priority
 from gascap.pge_budget.budget import PgeBudgetGate
 from ingest.models import Fetch, FetchAttempt, Notification
 from ops.alerts import alerts_check, webhook_signature
 from ops.models import AlertSent
+from tests.builders import authorization_make, customer_make
 
 pytestmark = pytest.mark.django_db
 
@@ -88,15 +89,15 @@ def firing(settings, tmp_path, receiver):  # type: ignore[no-untyped-def]
     _certificate(cert, not_after=NOW + timedelta(days=12))
     settings.GASCAP_PGE_CLIENT_CERT = str(cert)
 
-    customer = Customer.objects.create(display_name="Ada")
-    lost = Authorization.objects.create(
+    customer = customer_make(display_name="Ada")
+    lost = authorization_make(
         customer=customer,
         subscription_id="SUB-LOST",
         status=AuthorizationStatus.NEEDS_RECONSENT,
         last_error="Refresh refused by PG&E (invalid_grant)",
     )
     Authorization.objects.filter(pk=lost.pk).update(updated_at=NOW - timedelta(hours=2))
-    active = Authorization.objects.create(
+    active = authorization_make(
         customer=customer, subscription_id="SUB-OK", status=AuthorizationStatus.ACTIVE
     )
     Authorization.objects.filter(pk=active.pk).update(created_at=NOW - timedelta(days=10))

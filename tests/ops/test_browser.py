@@ -17,9 +17,10 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.models import Authorization, AuthorizationStatus, Customer
+from customers.models import AuthorizationStatus
 from ingest.models import Fetch, Notification, UsagePoint
 from ingest.readings import document_import
+from tests.builders import authorization_make, customer_make
 from tests.ingest.test_readings import feed
 
 CHROMIUM = "/usr/bin/chromium"
@@ -89,12 +90,12 @@ def _data(now: datetime) -> tuple[UsagePoint, int, int]:
             body=b"",
             sha256=f"n{i}",
         )
-    customer = Customer.objects.create(display_name="Ada Lovelace")
-    Authorization.objects.create(
+    customer = customer_make(display_name="Ada Lovelace")
+    authorization_make(
         customer=customer, subscription_id="SUBX1", status=AuthorizationStatus.ACTIVE
     )
-    Authorization.objects.create(
-        customer=Customer.objects.create(display_name="Grace Hopper"),
+    authorization_make(
+        customer=customer_make(display_name="Grace Hopper"),
         subscription_id="SUB-LOST",
         status=AuthorizationStatus.NEEDS_RECONSENT,
         last_error="invalid_grant",

@@ -11,8 +11,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from customers.models import Authorization, AuthorizationStatus, Customer
+from customers.models import AuthorizationStatus
 from ingest.models import Fetch, IntervalReading, Notification
+from tests.builders import authorization_make, customer_make
 
 pytestmark = pytest.mark.django_db
 
@@ -67,8 +68,8 @@ def test_status_summary_and_exit_code() -> None:
     quiet, _, code = _run("status", "-v", "0")
     assert (quiet, code) == ("", 0)
 
-    customer = Customer.objects.create(display_name="Ada Lovelace")
-    Authorization.objects.create(
+    customer = customer_make(display_name="Ada Lovelace")
+    authorization_make(
         customer=customer,
         subscription_id="SUB-7",
         status=AuthorizationStatus.NEEDS_RECONSENT,

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from customers.models import Authorization, AuthorizationStatus, Customer
+from customers.models import AuthorizationStatus
 from ingest.models import Notification
 from ops import metrics
+from tests.builders import authorization_make, customer_make
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,9 +57,9 @@ def test_gauges_read_the_database_and_counters_count(client, settings) -> None: 
 
     settings.GASCAP_METRICS_ENABLED = True
     settings.GASCAP_METRICS_TOKENS = ["tok-0123456789"]
-    customer = Customer.objects.create(display_name="c")
-    Authorization.objects.create(customer=customer, status=AuthorizationStatus.NEEDS_RECONSENT)
-    Authorization.objects.create(customer=customer, status=AuthorizationStatus.ACTIVE)
+    customer = customer_make(display_name="c")
+    authorization_make(customer=customer, status=AuthorizationStatus.NEEDS_RECONSENT)
+    authorization_make(customer=customer, status=AuthorizationStatus.ACTIVE)
     Notification.objects.create(
         status=Notification.Status.REJECTED, received_at=timezone.now(), body=b"", sha256="0"
     )

@@ -16,9 +16,10 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from customers.authorization_sync import authorization_revoke
-from customers.models import Authorization, Customer
+from customers.models import Authorization
 from customers.services import authorization_mark_needs_reconsent
 from ingest.readings import document_import
+from tests.builders import authorization_make, customer_make
 from webhooks.delivery import deliveries_sweep, delivery_send
 from webhooks.endpoints import endpoint_create, endpoint_secret
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -249,8 +250,8 @@ def test_admin_creates_an_endpoint_and_shows_its_secret_once(receiver, client):
 
 
 def test_consent_transitions_emit_consent_events(endpoint, published, monkeypatch):
-    customer = Customer.objects.create(display_name="x", external_id="user-9")
-    authorization = Authorization.objects.create(
+    customer = customer_make(display_name="x", external_id="user-9")
+    authorization = authorization_make(
         customer=customer, subscription_id="777", status=Authorization.Status.ACTIVE
     )
     authorization_mark_needs_reconsent(authorization=authorization, reason="invalid_grant", now=NOW)
