@@ -40,6 +40,7 @@ command refuses to drop a month a process may remember (`MIN_KEEP_MONTHS`).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -124,12 +125,16 @@ def months_existing(connection: BaseDatabaseWrapper = default_connection) -> lis
     if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = to_regclass(%s)",
-            [PARENT],
-        )
-        names = [row[0] for row in cursor.fetchall()]
+        return _months_existing(cursor)
+
+
+def _months_existing(cursor: Any) -> list[date]:
+    cursor.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = to_regclass(%s)",
+        [PARENT],
+    )
+    names = [row[0] for row in cursor.fetchall()]
     return sorted(m for m in map(_month_from_name, names) if m is not None)
 
 
@@ -164,33 +169,38 @@ def months_ensure(
     wanted = {month_of(m) for m in months} - _known_recent()
     if not wanted or connection.vendor != "postgresql":
         return []
-    existing = set(months_existing(connection))
-    missing = sorted(wanted - existing)
+    with connection.cursor() as cursor:
+        missing = wanted - set(_months_existing(cursor))
     created: list[date] = []
     if missing:
-        # A savepoint inside the import's transaction; its own transaction in autocommit (the
+        # A savepoint inside the caller's transaction; its own transaction in autocommit (the
         # advisory lock and the create-then-attach pair must not be split).
         with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [LOCK_NAMESPACE])
-            existing = set(months_existing(connection))  # another creator may have committed
-            for month in missing:
-                if month not in existing:
-                    _partition_create(cursor, month)
-                    created.append(month)
-        if created:
-            logger.info("Readings partitions created: %s", ", ".join(map(partition_name, created)))
+            created = _months_create(cursor, missing)
     _remember_after_commit(connection, wanted)
+    return created
+
+
+def _months_create(cursor: Any, missing: set[date]) -> list[date]:
+    """Create `missing` months not made meanwhile; the caller is inside a transaction."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [LOCK_NAMESPACE])
+    existing = set(_months_existing(cursor))  # another creator may have committed
+    created = [month for month in sorted(missing) if month not in existing]
+    for month in created:
+        _partition_create(cursor, month)
+    if created:
+        logger.info("Readings partitions created: %s", ", ".join(map(partition_name, created)))
     return created
 
 
 def _partition_create(cursor: Any, month: date) -> None:
     name = partition_name(month)
-    low, high = _bounds(month)
-    # Names are built from integers here, never from input; bounds are parameters.
+    low, high = (f"{bound:%Y-%m-%d %H:%M:%S}+00" for bound in _bounds(month))
+    # Names and bounds are built from integers here, never from input. The bounds are literals:
+    # DDL takes no bound parameters, and the cursor may be psycopg's own (server-side binding).
     cursor.execute(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS)")
     cursor.execute(
-        f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)",
-        [low, high],
+        f"ALTER TABLE {PARENT} ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')"
     )
 
 
@@ -207,11 +217,16 @@ def months_ahead_ensure(
 
 
 def months_ensure_for_load(
-    cursor: Any, *, load_table: str, connection: BaseDatabaseWrapper
+    cursor: Any, *, load_table: str, connection: BaseDatabaseWrapper | None = None
 ) -> tuple[datetime, datetime] | None:
     """The merge's one call: the months of the rows loaded in `load_table` (a `start` column
     of epoch seconds) exist. Returns (first start, last start) of the load, which the merge
-    puts in its join so the planner reads only those months' partitions; None when empty."""
+    puts in its join so the planner reads only those months' partitions; None when empty.
+
+    Every statement goes through `cursor`, inside the caller's (the import's) transaction,
+    so a writer thread holding only a psycopg cursor of the import's connection may call it.
+    `connection` (Django's) lets the months be remembered after commit; only its own thread
+    may use it, so elsewhere nothing is remembered (the catalog is asked again next time)."""
     cursor.execute(f"SELECT min(start), max(start) FROM {load_table}")  # noqa: S608 - our temp table
     low, high = cursor.fetchone()
     if low is None:
@@ -230,7 +245,13 @@ def months_ensure_for_load(
             f"Readings span {len(months)} months ({first:%Y-%m} to {last:%Y-%m}); at most"
             f" {MAX_DOCUMENT_MONTHS} per document",
         )
-    months_ensure(months=months, connection=connection)
+    wanted = set(months) - _known_recent()
+    if wanted:
+        missing = wanted - set(_months_existing(cursor))
+        if missing:
+            _months_create(cursor, missing)
+        if connection is not None and connection._thread_ident == threading.get_ident():
+            _remember_after_commit(connection, wanted)
     return first, last
 
 

@@ -7,6 +7,7 @@ retention. SQLite keeps one table (the last test)."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 
@@ -344,3 +345,38 @@ def test_recent_months_are_remembered_after_commit_older_ones_asked_each_time(
     with CaptureQueriesContext(connection) as queries:
         partitions.months_ensure(months=[current])
     assert len(queries) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_writer_thread_with_only_a_psycopg_cursor_can_ensure_its_months():
+    # The shape of an overlapped merge: another thread, the import's connection and
+    # transaction, psycopg's cursor (Django's connection belongs to the importing thread).
+    august = date(2013, 8, 1)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {partition_name(august)}")
+        cursor.execute("CREATE TEMP TABLE thread_load (start double precision) ON COMMIT DROP")
+        cursor.execute(
+            "INSERT INTO thread_load VALUES (%s)", [datetime(2013, 8, 20, tzinfo=UTC).timestamp()]
+        )
+    raw = connection.connection
+    results: list[object] = []
+
+    def writer() -> None:
+        try:
+            with raw.cursor() as cursor:
+                results.append(
+                    partitions.months_ensure_for_load(
+                        cursor, load_table="thread_load", connection=connection
+                    )
+                )
+        except BaseException as exc:  # reported below
+            results.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    thread.join(timeout=60)
+    (result,) = results
+    assert not isinstance(result, BaseException), result
+    assert result[0] == datetime(2013, 8, 20, tzinfo=UTC)
+    assert august in partitions.months_existing()
