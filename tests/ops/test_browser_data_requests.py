@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from customers.models import Authorization, AuthorizationStatus, Customer
 from ingest.models import DataRequest
+from tests.builders import authorization_make, customer_make
 from tests.ops.test_browser import SCREENSHOTS, browser  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -25,10 +25,8 @@ PASSWORD = "a-long-test-password-1"
 def failed_request(transactional_db):  # type: ignore[no-untyped-def]
     """Written before the browser starts (Playwright's sync API runs an event loop in this
     thread, where Django refuses database calls)."""
-    authorization = Authorization.objects.create(
-        customer=Customer.objects.create(display_name="Ada Lovelace"),
-        subscription_id="SUBX9",
-        status=AuthorizationStatus.ACTIVE,
+    authorization = authorization_make(
+        customer=customer_make(display_name="Ada Lovelace"), subscription_id="SUBX9"
     )
     now = timezone.now()
     row = DataRequest.objects.create(
