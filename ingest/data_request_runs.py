@@ -29,6 +29,9 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from customers.models import Authorization
+from customers.selectors import active_authorizations
+from customers.services import AuthorizationUnavailable, CallForbidden
 from gascap.pge.errors import (
     PgeAuthError,
     PgeConfigurationError,
@@ -133,8 +136,6 @@ def subscription_data_request_open(
 ) -> tuple[DataRequest | None, bool]:
     """A consent's (or the schedule's) Subscription request. An authorization without a
     subscription id yet cannot be asked for: recorded as a FAILED row, not queued."""
-    from customers.models import Authorization
-
     authorization = Authorization.objects.filter(pk=authorization_id).first()
     if authorization is None:
         logger.warning("data request for unknown authorization %s: nothing asked", authorization_id)
@@ -165,8 +166,6 @@ def daily_data_requests_open(*, now: datetime) -> tuple[str, int]:
     """The daily request: one Subscription request per active consent, or one Bulk request
     when those would not fit the call budget (`ingest.budget_plan`). Returns (mode, rows
     made); each row is queued after commit."""
-    from customers.selectors import active_authorizations
-
     ids = list(active_authorizations().values_list("pk", flat=True))
     if daily_request_mode(consents=len(ids)) == "bulk":
         _, created = data_request_open(
@@ -244,8 +243,6 @@ def _excerpt(exc: BaseException) -> str:
 
 
 def _run_claimed(row: DataRequest, *, now: datetime) -> DataRequestRunResult:
-    from customers.services import AuthorizationUnavailable, CallForbidden
-
     if row_poison_check(row, now=now):
         return DataRequestRunResult(status=Status.POISONED, reason="poison_limit")
     try:
@@ -298,8 +295,6 @@ def _ask(row: DataRequest, *, now: datetime) -> None:
             )
             answered(start, row.end, answer, fetch)
         return
-    from customers.services import AuthorizationUnavailable
-
     authorization = row.authorization
     if authorization is None:
         raise AuthorizationUnavailable("unknown", row.subscription_id)

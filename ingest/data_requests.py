@@ -21,18 +21,16 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Max
 
+from customers import services as customer_services
+from customers.models import Authorization
+from gascap.pge_settings import pge_client
+from ingest.fetches import fetch_record_answer
 from ingest.models import Fetch, IntervalReading
 
 logger = logging.getLogger(__name__)
 
 # The daily Bulk request asks for the last two days (PG&E publishes a day's data the next day).
 BULK_DAYS = 2
-
-
-def _pge_client():  # type: ignore[no-untyped-def]
-    from gascap.pge_settings import pge_client
-
-    return pge_client()
 
 
 def _max_days() -> int:
@@ -103,9 +101,7 @@ def subscription_windows_ask(
     """Ask PG&E for [start, end) of the subscription, one window per call; `on_answer` runs
     after each answer (so a retried request resumes after the last window answered).
     Raises AuthorizationUnavailable, CallForbidden, BudgetExhausted or PgeError."""
-    from customers import services as customer_services
-
-    client = _pge_client()
+    client = pge_client()
     for window_start, window_end in request_windows(start=start, end=end):
         answer = customer_services.pge_call_authorized(
             lambda token, ws=window_start, we=window_end: client.request_subscription_async(
@@ -138,9 +134,6 @@ def subscription_data_request(
     """Ask PG&E asynchronously for a subscription's data now, without a `DataRequest` row (the
     `request_data` command; the schedule and consents make rows). Without `start`:
     `subscription_request_start`. Raises AuthorizationUnavailable / CallForbidden / PgeError."""
-    from customers import services as customer_services
-    from customers.models import Authorization
-
     authorization = Authorization.objects.get(pk=authorization_id)
     sid = authorization.subscription_id or ""
     if not sid:
@@ -170,8 +163,6 @@ def _answer_record(  # type: ignore[no-untyped-def]
     operator sees. A 202 records nothing: the notification brings the work."""
     if answer.accepted:
         return None
-    from ingest.fetches import fetch_record_answer
-
     return fetch_record_answer(
         kind=kind,
         subscription_id=subscription_id,
@@ -186,9 +177,7 @@ def bulk_window_ask(
 ) -> tuple[Any, Fetch | None]:
     """One Batch/Bulk request for every consent over [start, end), with the client token (by
     the same refused-token rule); PG&E's answer and the fetch row of a non-202 answer."""
-    from customers import services as customer_services
-
-    client = _pge_client()
+    client = pge_client()
     answer = customer_services.pge_call_authorized(
         lambda token: client.request_bulk(
             bulk_id=settings.GASCAP_PGE_THIRD_PARTY_ID,

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 
+from customers.models import Authorization
 from gascap.pge.urls import published_params
 from ingest.data_requests import request_windows
 from ingest.models import Fetch, MeterReading
@@ -71,8 +72,6 @@ def gap_audit(*, now: datetime, days: int | None = None) -> list[Fetch]:
     bound to (never by the hrefs inside stored data: docs/espi.md, "Which usage points a
     document may write"): an ended consent, or an operator's unbound file, starts no fetch.
     """
-    from customers.models import Authorization
-
     days = days or int(settings.GASCAP_INGEST_GAP_AUDIT_DAYS)
     zone = local_zone()
     last_day = now.astimezone(zone).date() - timedelta(days=2)
