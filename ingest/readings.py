@@ -24,19 +24,18 @@ from typing import IO, BinaryIO
 from django.db import connection, transaction
 
 from gascap.pge.espi import EspiRejected, EspiStream
-from gascap.pge.espi.records import BlockRef, ReadingTypeInfo, Series
+from gascap.pge.espi.records import BlockRef, ReadingTypeInfo
 from ingest.events import import_events_emit
 from ingest.models import (
     MeterReading,
     UsageSummary,
 )
+from ingest.readings_document import DocumentStore
 from ingest.readings_merge import reading_sink, series_lock
 from ingest.readings_resources import (
     reading_type_store,
-    series_store,
     summary_store,
     summary_usage_point_href,
-    usage_points_store,
 )
 from ingest.rollups import rollups_after_import, rollups_refresh
 from ingest.usage_point_binding import DocumentRefused, UsagePointBinding
@@ -169,69 +168,17 @@ def document_import(
         series_by_block = stream.document_series()
 
         # The usage points the document writes (its own, its series', its summaries'), each
-        # with the authorization the binding gives it, then stored at once.
-        bound: dict[str, int | None] = {}
-        skipped: set[str] = set()
-
-        def bind(href: str) -> None:
-            if href in bound or href in skipped:
-                return
-            authorization_id = None
-            if binding is not None:
-                authorization_id = binding.authorization_for(href)
-                if authorization_id is None:
-                    skipped.add(href)
-                    return
-            bound[href] = authorization_id
-
+        # with the authorization the binding gives it, then stored at once with the series.
+        store = DocumentStore(doc, binding=binding, now=now)
         for href in doc.usage_points:
             if href:
-                bind(href)
-        # The first block's series of each MeterReading names its usage point.
-        first_series: dict[str, Series] = {}
-        for series in series_by_block.values():
-            if series.meter_reading_href not in first_series:
-                first_series[series.meter_reading_href] = series
-                bind(series.usage_point_href)
+                store.bind(href)
         summaries = [(s, summary_usage_point_href(s, doc)) for s in doc.usage_summaries]
         for _summary, up_href in summaries:
             if up_href:
-                bind(up_href)
-        usage_points = usage_points_store(bound, doc, now=now)
-
-        reading_types = {
-            href: reading_type_store(info, now=now)
-            for href, info in doc.reading_types.items()
-            if href
-        }
-        stored_series = series_store(
-            [
-                (
-                    series,
-                    usage_points[series.usage_point_href],
-                    reading_types.get(series.reading_type_href or ""),
-                )
-                for series in first_series.values()
-                if series.usage_point_href in usage_points  # else skipped by the binding
-            ],
-            now=now,
-        )
-        series_rows: dict[str, MeterReading] = {}
-        block_series: dict[int, int] = {}
-        fresh_series: set[int] = set()
-        missing: dict[str, None] = {}
-        for block_number, series in series_by_block.items():
-            stored = stored_series.get(series.meter_reading_href)
-            if stored is None:
-                continue  # skipped by the binding: its readings are not merged
-            row, created = stored
-            if series.meter_reading_href not in series_rows:
-                series_rows[series.meter_reading_href] = row
-                if created:
-                    fresh_series.add(row.pk)
-                if row.reading_type_id is None and row.reading_type_href:
-                    missing[row.reading_type_href] = None
-            block_series[block_number] = row.pk
+                store.bind(up_href)
+        block_series = store.series_for(series_by_block, final=True)
+        usage_points = store.usage_points
         new_bills: list[UsageSummary] = []
         for summary, up_href in summaries:
             owner = usage_points.get(up_href) if up_href else None
@@ -249,7 +196,7 @@ def document_import(
             block_updated={b.number: b.updated for b in doc.blocks if b.number in block_series},
             source_label=source_label,
             now=now,
-            fresh_series=frozenset(fresh_series),
+            fresh_series=frozenset(store.fresh),
             unique_rows=_unique_rows(doc.blocks, block_series),
         )
         # Same transaction: the daily/monthly totals never disagree with the readings. A
@@ -265,18 +212,18 @@ def document_import(
         result.readings_unchanged = counts.unchanged
         result.readings_stale = counts.stale
         result.usage_points = len(usage_points)
-        result.usage_points_skipped = len(skipped)
+        result.usage_points_skipped = len(store.skipped)
         result.usage_points_stored = [
             StoredUsagePoint(row.authorization_id, row.usage_point_id, row.service_kind)
             for row in usage_points.values()
         ]
-        result.series = len(series_rows)
+        result.series = len(store.series)
         # Readings without start/duration/value, and those of blocks that no link ties to a
         # MeterReading (a bare IntervalBlock with no entry around it): not stored, counted.
         result.readings_skipped = doc.readings_skipped + sum(
             b.readings for b in doc.blocks if b.number not in block_series
         )
-        result.missing_reading_types = list(missing)
+        result.missing_reading_types = list(store.missing_reading_types)
     finished = time.perf_counter()
     logger.info(
         "ESPI document %s imported: %s (parse+load %.2f s, links %.2f s, merge %.2f s)",
