@@ -19,10 +19,12 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from ninja import NinjaAPI, Query
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.openapi.docs import Swagger
 from ninja.responses import Status
 
 from api import exports, schemas, selectors, totals
@@ -33,6 +35,23 @@ from customers.consent_sessions import ConsentSessionInvalid, consent_session_cr
 from ingest.models import UsagePoint
 
 logger = logging.getLogger(__name__)
+
+
+class LocalSwagger(Swagger):
+    """The Swagger UI page from the files django-ninja ships, served locally, with "ninja" not
+    an installed app: the app entry imported ninja (pydantic included) into every process
+    at setup, ~11 MB per Celery worker and import that never serves the API (docs/scale.md).
+    Without it ninja would use a CDN page; ours is its own template (api/swagger.html)."""
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
+        self.settings["url"] = self.get_openapi_url(api, kwargs)
+        auth = api.auth if isinstance(api.auth, list | tuple) else []
+        context = {
+            "swagger_settings": json.dumps(self.settings, indent=1),
+            "api": api,
+            "add_csrf": any(getattr(a, "csrf", False) for a in auth),
+        }
+        return render(request, "api/swagger.html", context)
 
 
 class GascapApi(NinjaAPI):
@@ -70,6 +89,7 @@ api = GascapApi(
     ),
     urls_namespace="api_v1",
     docs_url="/docs",
+    docs=LocalSwagger(),
     openapi_url="/openapi.json",
 )
 

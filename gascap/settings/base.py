@@ -8,6 +8,7 @@ PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -60,9 +61,9 @@ INSTALLED_APPS = [
     "gascap",
     "customers",
     "ingest",
-    # The company's app API (api/); django-ninja serves its OpenAPI document and docs page
-    # with the Swagger UI files it ships (no CDN).
-    "ninja",
+    # The company's app API (api/): django-ninja serves its OpenAPI document and docs page
+    # with the Swagger UI files it ships (no CDN), found through STATICFILES_DIRS below and
+    # api/swagger.html. Not "ninja" here: its app entry loaded ninja into every process.
     "api",
     "ops",
     "webhooks",
@@ -140,6 +141,10 @@ TIME_ZONE = "UTC"
 GASCAP_LOCAL_TIME_ZONE = env.str("GASCAP_LOCAL_TIME_ZONE", default="America/Los_Angeles")
 
 STATIC_URL = "static/"
+# django-ninja's Swagger UI files (`ninja/…`), without importing ninja (or its app) here.
+STATICFILES_DIRS = [
+    Path(next(iter(importlib.util.find_spec("ninja").submodule_search_locations))) / "static"
+]
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -472,6 +477,9 @@ GASCAP_SANDBOX_EXTRA_REDIRECT_URIS = env.list("GASCAP_SANDBOX_EXTRA_REDIRECT_URI
 # PostgreSQL work_mem for the one merge statement of a document import (SET LOCAL, that
 # transaction only): a 100-customer-year Bulk feed sorts 3.5 M rows, kept in memory with this.
 GASCAP_INGEST_WORK_MEM = env.str("GASCAP_INGEST_WORK_MEM", default="128MB")
+# PostgreSQL: readings per chunk merged while the rest of the document is parsed
+# (ingest.readings_overlap); 0 merges every document after its parse, as SQLite does.
+GASCAP_INGEST_CHUNK_ROWS = env.int("GASCAP_INGEST_CHUNK_ROWS", default=65536)
 
 # --- Operators' admin and browser security headers (gascap/middleware.py) ----------------
 # Content-Security-Policy on every response whose view set none (docs/reliability.md test 57).

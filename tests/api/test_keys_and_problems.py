@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.staticfiles import finders
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
@@ -91,6 +93,15 @@ def test_openapi_document_and_local_docs_page():
     html = page.content.decode()
     assert "swagger-ui-bundle.js" in html
     assert "cdn" not in html.lower() and "https://" not in html
+    # The page's files are django-ninja's own, served from here ("ninja" is not an installed
+    # app: each one the page names is found by the static files finders).
+    names = re.findall(r'(?:href|src)="/static/([^"]+)"', html)
+    assert {
+        "ninja/swagger-ui.css",
+        "ninja/swagger-ui-bundle.js",
+        "ninja/swagger-ui-init.js",
+    } <= set(names)
+    assert all(finders.find(name) for name in names)
 
 
 def test_admin_creates_a_key_shows_it_once_and_revokes_it(client):
