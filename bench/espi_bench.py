@@ -1,11 +1,12 @@
 """ESPI import benchmark: the parser's floor, `import_espi` throughput and peak RSS.
 
-    .venv/bin/python bench/espi_bench.py [--size small|full] [--peers]
+    .venv/bin/python bench/espi_bench.py [--size small|medium|full] [--peers]
 
 Generates PG&E-shaped Bulk feeds under var/bench/ (15-minute readings, one IntervalBlock per
 day, ReadingQuality 19 and tou on every reading, ns0/ns1 prefixes and xsi:type attributes as
-PG&E writes them): `small` is 1 customer-year (35,040 readings), `full` 100 customer-years
-(3.5 million readings, about 800 MB). Then, in the same run:
+PG&E writes them): `small` is 1 customer-year (35,040 readings), `medium` 10 (350,400: enough
+for several chunks of the overlapped merge, quick to iterate on), `full` 100 customer-years
+(3.5 million readings, about 950 MB). Then, in the same run:
 
 - floor: the bare streaming parse of the same file with the standard library
   (`xml.etree.ElementTree.iterparse`), extracting (start, duration, value) of every reading;
@@ -34,7 +35,7 @@ from xml.etree.ElementTree import iterparse
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "var" / "bench"
-SIZES = {"small": 1, "full": 100}  # customer-years
+SIZES = {"small": 1, "medium": 10, "full": 100}  # customer-years
 DAYS = 365
 PER_DAY = 96  # 15-minute readings
 YEAR_START = 1546329600  # 2019-01-01 08:00Z, a Pacific midnight

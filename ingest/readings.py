@@ -21,6 +21,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import IO, BinaryIO
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from gascap.pge.espi import EspiRejected, EspiStream
@@ -31,7 +32,8 @@ from ingest.models import (
     UsageSummary,
 )
 from ingest.readings_document import DocumentStore
-from ingest.readings_merge import reading_sink, series_lock
+from ingest.readings_merge import MergeCounts, ReadingSink, reading_sink, series_lock
+from ingest.readings_overlap import OverlappedMerge
 from ingest.readings_resources import (
     reading_type_store,
     summary_store,
@@ -130,6 +132,15 @@ def _unique_rows(blocks: list[BlockRef], block_series: dict[int, int]) -> int | 
     return rows
 
 
+def _load_start(sink: ReadingSink, overlap: OverlappedMerge | None) -> None:
+    """Open the ordinary load, with what the overlapped merge did not merge (it is stopped
+    first: the connection is then this thread's alone)."""
+    left = overlap.finish() if overlap is not None else []
+    sink.open()
+    for block, rows in left:
+        sink.add(block.number, rows)
+
+
 # --- the service --------------------------------------------------------------------------
 
 
@@ -154,22 +165,42 @@ def document_import(
     started = time.perf_counter()
     with _opened(source) as handle, transaction.atomic():
         stream = EspiStream(handle)
+        doc = stream.document
+        store = DocumentStore(doc, binding=binding, now=now)
         sink = reading_sink(connection)
-        sink.open()
+        # PostgreSQL: chunks merged while the rest is parsed (ingest.readings_overlap).
+        overlap = None
+        if connection.vendor == "postgresql" and int(settings.GASCAP_INGEST_CHUNK_ROWS) > 0:
+            overlap = OverlappedMerge(
+                connection=connection, store=store, source_label=source_label, now=now
+            )
+        loading = False
         try:
             for block, rows in stream.batches():
+                if overlap is not None and overlap.accepting:
+                    overlap.add(block, rows)
+                    if not overlap.accepting:  # this batch is among what it left
+                        loading = True
+                        _load_start(sink, overlap)
+                    continue
+                if not loading:
+                    loading = True
+                    _load_start(sink, overlap)
                 sink.add(block.number, rows)
+            if not loading:
+                _load_start(sink, overlap)
         except BaseException:
+            if overlap is not None:
+                overlap.abort()
             sink.abort()
             raise
         sink.close_load()
         parsed = time.perf_counter()
-        doc = stream.document
         series_by_block = stream.document_series()
 
         # The usage points the document writes (its own, its series', its summaries'), each
-        # with the authorization the binding gives it, then stored at once with the series.
-        store = DocumentStore(doc, binding=binding, now=now)
+        # with the authorization the binding gives it, then stored at once with the series
+        # (those of chunks merged during the parse are stored already).
         for href in doc.usage_points:
             if href:
                 store.bind(href)
@@ -191,14 +222,25 @@ def document_import(
                 result.summaries += 1
 
         resolved = time.perf_counter()
+        merged_early = overlap.block_series if overlap is not None else {}
+        rest = {b: s for b, s in block_series.items() if b not in merged_early}
+        early_series = overlap.merged_series if overlap is not None else set()
         counts = sink.merge(
-            block_series=block_series,
-            block_updated={b.number: b.updated for b in doc.blocks if b.number in block_series},
+            block_series=rest,
+            block_updated={b.number: b.updated for b in doc.blocks if b.number in rest},
             source_label=source_label,
             now=now,
-            fresh_series=frozenset(store.fresh),
-            unique_rows=_unique_rows(doc.blocks, block_series),
+            # A series a chunk has written to is no longer empty.
+            fresh_series=frozenset(store.fresh - early_series),
+            unique_rows=_unique_rows(doc.blocks, rest),
         )
+        if overlap is not None:
+            counts = MergeCounts(
+                new=counts.new + overlap.counts.new,
+                updated=counts.updated + overlap.counts.updated,
+                unchanged=counts.unchanged + overlap.counts.unchanged,
+                stale=counts.stale + overlap.counts.stale,
+            )
         # Same transaction: the daily/monthly totals never disagree with the readings. A
         # replay that changed no reading writes no rollup either.
         if counts.new or counts.updated:

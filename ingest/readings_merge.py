@@ -56,8 +56,11 @@ class MergeCounts:
 class ReadingSink:
     """Collects a document's rows while it is parsed, merges them once series are known."""
 
-    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+    def __init__(self, connection: BaseDatabaseWrapper, *, cursor: Any = None) -> None:
         self.connection = connection
+        # A psycopg cursor of the connection, for a merge on another thread (the overlapped
+        # merge: ingest.readings_overlap); by default a cursor of Django's connection.
+        self._given_cursor = cursor
         self.rows_loaded = 0
 
     def open(self) -> None:
@@ -228,7 +231,9 @@ class PostgresSink(ReadingSink):
     """COPY into a temporary table while the document streams; one merge statement after."""
 
     def open(self) -> None:
-        self._cursor = self.connection.cursor()
+        self._cursor = self._given_cursor or self.connection.cursor()
+        # Django's cursor wraps psycopg's (COPY is psycopg's own API).
+        self._raw = getattr(self._cursor, "cursor", self._cursor)
         work_mem = getattr(settings, "GASCAP_INGEST_WORK_MEM", "128MB")
         # The merge sorts the whole document once; enough work_mem keeps the sort in memory
         # (a PostgreSQL backend setting, for this transaction only).
@@ -250,8 +255,7 @@ class PostgresSink(ReadingSink):
         )
         # One load per transaction; a second document in the same transaction starts clean.
         self._cursor.execute("TRUNCATE espi_load, espi_block_series")
-        raw = self._cursor.cursor
-        self._copy_cm = raw.copy(f"COPY espi_load ({LOAD_COLUMNS}) FROM STDIN")
+        self._copy_cm = self._raw.copy(f"COPY espi_load ({LOAD_COLUMNS}) FROM STDIN")
         self._copy = self._copy_cm.__enter__()
 
     def add(self, block: int, rows: Sequence[ReadingRow]) -> None:
@@ -285,9 +289,7 @@ class PostgresSink(ReadingSink):
     ) -> MergeCounts:
         self.close_load()
         cursor = self._cursor
-        with cursor.cursor.copy(
-            "COPY espi_block_series (block, series, updated) FROM STDIN"
-        ) as copy:
+        with self._raw.copy("COPY espi_block_series (block, series, updated) FROM STDIN") as copy:
             for block, series in block_series.items():
                 copy.write_row((block, series, block_updated.get(block)))
         cursor.execute("ANALYZE espi_load")
