@@ -44,13 +44,13 @@ from typing import Any
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from gascap.pge.espi_types import BlockRef, EspiDocument, ReadingRow, Series
+from gascap.pge.espi.records import BlockRef, EspiDocument, ReadingRow, Series
 from ingest.readings_document import DocumentStore
 from ingest.readings_merge import MergeCounts, PostgresSink
 
 
 def _derived_usage_point(mr_href: str, up_link: str | None) -> str:
-    """The usage point href a MeterReading names (gascap.pge.espi_links' first rule)."""
+    """The usage point href a MeterReading names (gascap.pge.espi.links, first rule)."""
     if up_link:
         up_href = up_link.rstrip("/")
         if up_href.endswith("/MeterReading"):
