@@ -53,7 +53,7 @@ def _derived_usage_point(mr_href: str, up_link: str | None) -> str:
     """The usage point href a MeterReading names (gascap.pge.espi.links, first rule)."""
     if up_link:
         up_href = up_link.rstrip("/")
-        if up_href.endswith("/MeterReading"):
+        if up_href.endswith("/MeterReading") and up_href[: -len("/MeterReading")]:
             return up_href[: -len("/MeterReading")]
     head, _, _last = mr_href.rstrip("/").rpartition("/")
     if head.endswith("/MeterReading"):
