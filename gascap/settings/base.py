@@ -479,7 +479,7 @@ GASCAP_SANDBOX_EXTRA_REDIRECT_URIS = env.list("GASCAP_SANDBOX_EXTRA_REDIRECT_URI
 GASCAP_INGEST_WORK_MEM = env.str("GASCAP_INGEST_WORK_MEM", default="128MB")
 # PostgreSQL: readings per chunk merged while the rest of the document is parsed
 # (ingest.readings_overlap); 0 merges every document after its parse, as SQLite does.
-GASCAP_INGEST_CHUNK_ROWS = env.int("GASCAP_INGEST_CHUNK_ROWS", default=65536)
+GASCAP_INGEST_CHUNK_ROWS = env.int("GASCAP_INGEST_CHUNK_ROWS", default=32768)
 
 # --- Operators' admin and browser security headers (gascap/middleware.py) ----------------
 # Content-Security-Policy on every response whose view set none (docs/reliability.md test 57).

@@ -39,7 +39,7 @@ def readings_of(first: int, end: int) -> int:
 def published(settings):
     """Nothing here publishes tasks (overrides the ingest conftest's broker recorder). The
     whole document merges after its parse: chunks merged during it (PostgreSQL) add
-    statements per 65,536 readings, which tests/ingest/test_readings_overlap.py covers."""
+    statements per 32,768 new readings, which tests/ingest/test_readings_overlap.py covers."""
     settings.GASCAP_INGEST_CHUNK_ROWS = 0
 
 
