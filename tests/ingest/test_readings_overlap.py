@@ -2,8 +2,9 @@
 while the rest is parsed store exactly what the merge after the parse stores — every
 reading once, the same counts, an unchanged re-import writing no row, corrections with
 their revisions, older snapshots kept as stale revisions — and a document failing after
-some chunks were merged stores nothing. The documents are the sandbox's scale-mode Bulk feeds (sandbox/scale.py);
-a small `GASCAP_INGEST_CHUNK_ROWS` makes a few hundred readings several chunks."""
+some chunks were merged stores nothing. The documents are the sandbox's scale-mode Bulk
+feeds (sandbox/scale.py); a small `GASCAP_INGEST_CHUNK_ROWS` makes a few hundred readings
+several chunks."""
 
 from __future__ import annotations
 
