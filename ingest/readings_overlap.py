@@ -36,6 +36,9 @@ merging (docs/scale.md). Here the merge of chunk k runs while chunk k+1 is parse
   deliveries would: the later copy updates the first, with its revision.)
 
 SQLite keeps the simple path: one writer, no second core to gain from (ingest.readings).
+Off by default (`GASCAP_INGEST_CHUNK_ROWS=0`): on the shared 2-core development host, where
+no core is idle, `make bench` measured the same first-import time with and without it
+(docs/scale.md §1.2) and 12 MB more peak RSS; it is for hosts where PostgreSQL has a core.
 """
 
 from __future__ import annotations

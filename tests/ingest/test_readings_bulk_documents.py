@@ -38,8 +38,8 @@ def readings_of(first: int, end: int) -> int:
 @pytest.fixture(autouse=True)
 def published(settings):
     """Nothing here publishes tasks (overrides the ingest conftest's broker recorder). The
-    whole document merges after its parse: chunks merged during it (PostgreSQL) add
-    statements per 32,768 new readings, which tests/ingest/test_readings_overlap.py covers."""
+    whole document merges after its parse (the default): chunks merged during it (PostgreSQL,
+    GASCAP_INGEST_CHUNK_ROWS) add statements per chunk, tests/ingest/test_readings_overlap.py."""
     settings.GASCAP_INGEST_CHUNK_ROWS = 0
 
 
