@@ -286,7 +286,10 @@ class PostgresSink(ReadingSink):
         now: datetime,
         fresh_series: frozenset[int] = frozenset(),
         unique_rows: int | None = None,
+        bounds: tuple[datetime, datetime] | None = None,
     ) -> MergeCounts:
+        """`bounds`: the load's first and last start, its months' partitions ensured by the
+        caller (the overlapped merge does it on the import's thread); else done here."""
         self.close_load()
         cursor = self._cursor
         with self._raw.copy("COPY espi_block_series (block, series, updated) FROM STDIN") as copy:
@@ -295,9 +298,11 @@ class PostgresSink(ReadingSink):
         cursor.execute("ANALYZE espi_load")
         # The document's months exist (ingest.partitions); its first and last start bound
         # the reads of stored readings, so the planner opens only those months' partitions.
-        first, last = months_ensure_for_load(
-            cursor, load_table="espi_load", connection=self.connection
-        ) or (None, None)
+        first, last = (
+            bounds
+            or months_ensure_for_load(cursor, load_table="espi_load", connection=self.connection)
+            or (None, None)
+        )
         cursor.execute(_PG_LOCK_SERIES, {"namespace": SERIES_LOCK_NAMESPACE})
         cursor.execute(
             _pg_merge_sql(fresh=bool(fresh_series), unique=unique_rows is not None),

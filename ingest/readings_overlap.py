@@ -46,13 +46,14 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from gascap.pge.espi.records import BlockRef, EspiDocument, ReadingRow, Series
+from ingest.partitions import MAX_DOCUMENT_MONTHS, month_of, months_between, months_ensure
 from ingest.readings_document import DocumentStore
 from ingest.readings_merge import MergeCounts, PostgresSink
 
@@ -102,6 +103,7 @@ def stable_series(doc: EspiDocument, block: BlockRef) -> Series | None:
 
 @dataclass
 class _Chunk:
+    bounds: tuple[datetime, datetime]
     items: list[tuple[BlockRef, list[ReadingRow]]]
     block_series: dict[int, int]
     fresh: frozenset[int]
@@ -175,8 +177,18 @@ class OverlappedMerge:
             return
         items = self._buffer[:cut]
         numbers = {block.number for block, _rows in items}
+        bounds = _chunk_bounds([block for block, _rows in items])
+        if bounds is None:
+            self.accepting = False  # the end of the document checks and refuses them
+            return
         with self._lock:  # the writer is done with the previous chunk
             self._raise_writer_error()
+            # The chunk's months get their partitions here: the ORM and Django's connection
+            # wrapper belong to this thread (ingest.partitions).
+            months_ensure(
+                months=months_between(month_of(bounds[0]), month_of(bounds[1])),
+                connection=self.connection,
+            )
             block_series = self.store.series_for(
                 {n: s for n, s in stable.items() if n in numbers}, final=False
             )
@@ -194,6 +206,7 @@ class OverlappedMerge:
             self._max_lock = max(new_ids)
         self._last_start = last
         chunk = _Chunk(
+            bounds=bounds,
             items=items,
             block_series=block_series,
             # Keys never repeat across chunks (above) and every series here was created by
@@ -239,6 +252,7 @@ class OverlappedMerge:
                         now=self.now,
                         fresh_series=chunk.fresh,
                         unique_rows=chunk.unique_rows,
+                        bounds=chunk.bounds,
                     )
                 self.counts.new += counts.new
                 self.counts.updated += counts.updated
@@ -270,6 +284,23 @@ class OverlappedMerge:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+
+
+def _chunk_bounds(blocks: list[BlockRef]) -> tuple[datetime, datetime] | None:
+    """The chunk's first and last start (its blocks' starts are increasing), or None when
+    they are out of the range a document may hold (refused at its end, by ingest.partitions)."""
+    try:
+        first = min(block.first_start for block in blocks if block.first_start is not None)
+        last = max(block.last_start for block in blocks if block.last_start is not None)
+        low = datetime.fromtimestamp(float(first), tz=UTC)
+        high = datetime.fromtimestamp(float(last), tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    if low.year < 1970 or high.year > 9998:
+        return None
+    if len(months_between(month_of(low), month_of(high))) > MAX_DOCUMENT_MONTHS:
+        return None
+    return low, high
 
 
 def _chunk_unique_rows(blocks: list[BlockRef], block_series: dict[int, int]) -> int | None:
