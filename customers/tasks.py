@@ -1,4 +1,4 @@
-"""Periodic customer tasks (their beat schedules are in `ingest/schedules.py`). Tasks take no
+"""Periodic customer tasks (their beat schedules are in `gascap/schedules.py`). Tasks take no
 tokens. There is no token-refresh sweep: customer tokens are refreshed when work needs one
 (`customers.services.access_token_for_subscription`), which spends PG&E calls only then."""
 

@@ -85,7 +85,7 @@ def check_migrate(d: Deployment) -> str:
     from django_celery_beat.models import PeriodicTask
 
     from gascap.beat import schedules_missing
-    from ingest.schedules import SCHEDULES
+    from gascap.schedules import SCHEDULES
 
     d.run("migrate", d.command("migrate"), timeout=300)
     assert schedules_missing() == [], schedules_missing()

@@ -2,7 +2,7 @@
 one check says whether both hold (beat's container health check, `manage.py beat_health`).
 
 - `schedules_on_migrate` (a post_migrate receiver, connected in `gascap.apps`): `migrate`
-  creates the missing schedules with `ingest.schedules.schedules_ensure`. Existing rows are
+  creates the missing schedules with `gascap.schedules.schedules_ensure`. Existing rows are
   kept as the operator edited them (disabled included); a deleted one comes back at the next
   migrate, so the way to stop a schedule is to disable it.
 - `HeartbeatScheduler`: django-celery-beat's DatabaseScheduler that writes the time to
@@ -31,10 +31,12 @@ logger = logging.getLogger(__name__)
 
 
 def schedules_missing(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
-    """Names of the schedules gascap needs (ingest.schedules.SCHEDULES) that have no row."""
+    """Names of the schedules gascap needs (gascap.schedules.SCHEDULES) that have no row."""
+    # Imported here, not above: this module is beat's scheduler class, which celery may load
+    # before Django's apps are ready; the beat tables' models need them.
     from django_celery_beat.models import PeriodicTask
 
-    from ingest.schedules import SCHEDULES
+    from gascap.schedules import SCHEDULES
 
     present = set(
         PeriodicTask.objects.using(using)
@@ -59,7 +61,7 @@ def schedules_on_migrate(
         return
     if using != DEFAULT_DB_ALIAS or not schedule_tables_exist(using=using):
         return  # `migrate <app>` that stopped before django_celery_beat: next migrate does it
-    from ingest.schedules import schedules_ensure
+    from gascap.schedules import schedules_ensure  # (models: see schedules_missing)
 
     created = [name for name, was_created in schedules_ensure() if was_created]
     stdout = kwargs.get("stdout")

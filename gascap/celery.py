@@ -4,15 +4,19 @@ this module only adds what reliability needs and the settings module should not 
 - the guard that keeps workers up when Redis stops or restarts (gascap/broker_reconnect.py);
 - the worker heartbeat: every process that runs tasks (each prefork child, or the solo
   worker) keeps a row in `gascap_workerheartbeat` fresh, and the rows it claims name it, so
-  the sweeper can tell a dead runner from a slow one (gascap/worker_heartbeat.py).
+  the sweeper can tell a dead runner from a slow one (gascap/worker_heartbeat.py);
+- `worker_argv`, the one spelling of a worker's command line for the code that starts one.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery, signals
+from django.conf import settings
 
 from gascap.broker_reconnect import redis_restore_guard_install
 
@@ -39,3 +43,30 @@ def _heartbeat_stop(**kwargs: Any) -> None:
     from gascap.worker_heartbeat import heartbeat_stop
 
     heartbeat_stop()
+
+
+def worker_argv(
+    *,
+    queues: Sequence[str] | None = None,
+    pool: str | None = None,
+    concurrency: int | None = None,
+    node: str | None = None,
+    heartbeat: bool = True,
+) -> list[str]:
+    """`celery -A gascap worker` as this interpreter runs it: the project's queues
+    (settings.CELERY_TASK_QUEUES_NAMES) unless told otherwise, without gossip or mingle (a
+    worker has nothing to agree with its peers). The tests, the benches and `make demo` start
+    workers with it; Procfile.dev and docker-compose.yml cannot call Python and keep one line
+    each, which tests/foundation/test_deployment.py checks against the same queues."""
+    argv = [sys.executable, "-m", "celery", "-A", "gascap", "worker", "-l", "INFO"]
+    argv += ["-Q", ",".join(queues or settings.CELERY_TASK_QUEUES_NAMES)]
+    if pool is not None:
+        argv += ["-P", pool]
+    if concurrency is not None:
+        argv += ["-c", str(concurrency)]
+    argv += ["--without-gossip", "--without-mingle"]
+    if not heartbeat:
+        argv.append("--without-heartbeat")
+    if node is not None:
+        argv += ["-n", node]
+    return argv

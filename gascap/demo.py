@@ -33,6 +33,8 @@ from typing import IO
 
 import requests
 
+from gascap.celery import worker_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CUSTOMERS = ("electric", "solar", "gas")
 DEADLINE_SECONDS = 170  # the whole demo must finish within 3 minutes
@@ -306,22 +308,7 @@ def run_demo(out: IO[str] = sys.stdout) -> int:
         )
         processes.start(
             "worker",
-            [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "gascap",
-                "worker",
-                "-Q",
-                "default,ingest,pge_fetch",
-                "-c",
-                "2",
-                "-l",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            worker_argv(concurrency=2),
         )
         web = f"http://localhost:{web_port}"
         wait_until(

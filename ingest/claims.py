@@ -52,14 +52,18 @@ def lease_expiry() -> timedelta:
     return timedelta(seconds=int(settings.CELERY_TASK_TIME_LIMIT) + 60)
 
 
+def row_abandoned(status: Any, *, now: datetime) -> Q:
+    """The RUNNING rows past the lease (`status`: the model's Status choices): a run may claim
+    one again and the sweeper re-queues it, whoever holds it."""
+    return Q(status=status.RUNNING, started_at__lt=now - lease_expiry())
+
+
 def row_claim(model: type[RowT], *, pk: int, now: datetime, task_id: str | None) -> RowT | None:
     """Take row `pk` of `model` for this run with one conditional UPDATE, or None when another
     run holds it (or it is finished). A RUNNING row whose runner died is handed back by the
     sweeper (RETRYING) before it can be claimed again."""
     status = model.Status  # type: ignore[attr-defined]
-    runnable = Q(status__in=[status.PENDING, status.RETRYING]) | Q(
-        status=status.RUNNING, started_at__lt=now - lease_expiry()
-    )
+    runnable = Q(status__in=[status.PENDING, status.RETRYING]) | row_abandoned(status, now=now)
     if task_id:
         runnable |= Q(status=status.RUNNING, runner_task_id=task_id)
     claimed = model._default_manager.filter(runnable, pk=pk).update(  # type: ignore[attr-defined]

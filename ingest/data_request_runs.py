@@ -40,6 +40,7 @@ from gascap.pge.errors import (
 )
 from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 from gascap.pge_budget.pacing import RateLimitTimeout
+from ingest import publish
 from ingest.budget_plan import daily_request_mode
 from ingest.claims import (
     LeaseLost,
@@ -56,7 +57,6 @@ from ingest.data_requests import (
     subscription_windows_ask,
 )
 from ingest.models import DataRequest, Fetch
-from ingest.notifications import data_request_enqueue
 from ops.log_context import log_context_set
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class DataRequestRunResult:
 
 def _enqueue_on_commit(data_request_id: int, *, countdown: float | None = None) -> None:
     transaction.on_commit(
-        lambda: data_request_enqueue(data_request_id=data_request_id, countdown=countdown)
+        lambda: publish.data_request_enqueue(data_request_id=data_request_id, countdown=countdown)
     )
 
 
@@ -357,7 +357,7 @@ def _fail(
 
 
 def _requeue(data_request_id: int, delay: float) -> bool:
-    return data_request_enqueue(data_request_id=data_request_id, countdown=delay)
+    return publish.data_request_enqueue(data_request_id=data_request_id, countdown=delay)
 
 
 def _budget_wait(row: DataRequest, *, now: datetime, exc: BudgetExhausted) -> DataRequestRunResult:

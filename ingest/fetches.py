@@ -13,17 +13,16 @@ conditional on the lease, so a run taken for dead never overwrites the run that 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import traceback as traceback_module
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.db import DatabaseError
 from django.utils import timezone
 
+from customers import services as customer_services
 from gascap.pge.errors import (
     PgeAuthError,
     PgeConfigurationError,
@@ -35,6 +34,8 @@ from gascap.pge.errors import (
 from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 from gascap.pge.safexml import XmlRejected
 from gascap.pge_budget.pacing import RateLimitTimeout
+from gascap.pge_settings import pge_client
+from ingest import publish, readings
 from ingest.claims import (
     LeaseLost,
     row_budget_wait,
@@ -43,9 +44,10 @@ from ingest.claims import (
     row_retry,
     row_save,
 )
+from ingest.fetch_rows import url_sha256
 from ingest.models import Fetch, FetchAttempt
-from ingest.notifications import fetch_enqueue
 from ingest.pge_resources import ResourceRefused, fetch_kind, resource_parse, url_check
+from ingest.readings import ImportResult
 from ingest.usage_point_binding import (
     DocumentRefused,
     UsagePointBinding,
@@ -53,9 +55,6 @@ from ingest.usage_point_binding import (
     subscription_binding,
 )
 from ops.log_context import log_context_set
-
-if TYPE_CHECKING:
-    from ingest.readings import ImportResult
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +99,6 @@ _OUTCOMES: list[tuple[type[BaseException], str]] = [
 def _http_get(fetch: Fetch, *, url: str, token: str):  # type: ignore[no-untyped-def]
     """One GET through the PG&E call budget (pacing included), recorded as one FetchAttempt;
     a call the budget refused (`BudgetExhausted`) was never sent and leaves no attempt."""
-    from gascap.pge_settings import pge_client
-
     url_check(url)  # again here: the row may have been edited or replayed since it was made
     started_at = timezone.now()
     t0 = time.monotonic()
@@ -135,8 +132,6 @@ def _http_get(fetch: Fetch, *, url: str, token: str):  # type: ignore[no-untyped
 def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ignore[no-untyped-def]
     """GET `url` by customers' rule for a refused token (`pge_call_authorized`: refresh once,
     retry once, report); each HTTP call is one attempt row."""
-    from customers import services as customer_services
-
     _token_check(fetch)
     try:
         return customer_services.pge_call_authorized(
@@ -211,15 +206,13 @@ def _service_kinds_record(result: ImportResult) -> None:
     """Tell customers the service kind (electric/gas) of the usage points the import stored,
     per authorization: PG&E's Authorization resource does not say it, only the data's
     ServiceCategory does."""
-    from customers.services import subscription_usage_points_record_kinds_many
-
     by_authorization: dict[int, dict[str, int]] = {}
     for stored in result.usage_points_stored:
         if stored.authorization_id is not None and stored.service_kind is not None:
             kinds = by_authorization.setdefault(stored.authorization_id, {})
             kinds[stored.usage_point_id] = stored.service_kind
     # All of a Bulk document's authorizations at once (500 of them: docs/scale.md).
-    subscription_usage_points_record_kinds_many(kinds=by_authorization)
+    customer_services.subscription_usage_points_record_kinds_many(kinds=by_authorization)
 
 
 def _binding(fetch: Fetch) -> UsagePointBinding:
@@ -240,8 +233,6 @@ def _document_ingest(  # type: ignore[no-untyped-def]
 ) -> tuple[int, ImportResult, list[str]]:
     """Import one answer into the readings (closing it), then fetch the ReadingTypes it lacked.
     The usage points it may write are those of the fetch's binding (`_binding`)."""
-    from ingest.readings import ImportResult, document_import, reading_type_attach
-
     size = document.size or 0
     try:
         if document.status not in (200, 204):
@@ -255,7 +246,7 @@ def _document_ingest(  # type: ignore[no-untyped-def]
             # Since 2023 PG&E answers 204 when the range holds no data.
             return size, ImportResult(), []
         with document.open() as source:
-            result = document_import(
+            result = readings.document_import(
                 source=source, source_label=f"fetch {fetch.pk}", now=now, binding=_binding(fetch)
             )
     except DocumentRefused as refused:
@@ -276,7 +267,7 @@ def _document_ingest(  # type: ignore[no-untyped-def]
         extra = _get_with_auth_retry(fetch, url=href, now=now)
         try:
             with extra.open() as source:
-                reading_type_attach(href=href, source=source, now=now)
+                readings.reading_type_attach(href=href, source=source, now=now)
         finally:
             extra.close()
     return size, result, problems
@@ -383,7 +374,7 @@ def _fail(
 
 
 def _requeue(fetch_id: int, delay: float) -> bool:
-    return fetch_enqueue(fetch_id=fetch_id, countdown=delay)
+    return publish.fetch_enqueue(fetch_id=fetch_id, countdown=delay)
 
 
 def _budget_wait(fetch: Fetch, *, now: datetime, exc: BudgetExhausted) -> FetchRunResult:
@@ -410,7 +401,7 @@ def fetch_record_answer(  # type: ignore[no-untyped-def]
     document = answer.document
     fetch = Fetch.objects.create(
         url=answer.url,
-        url_sha256=hashlib.sha256(answer.url.encode("utf-8")).hexdigest(),
+        url_sha256=url_sha256(answer.url),
         kind=kind,
         subscription_id=subscription_id,
         data_request_id=data_request_id,

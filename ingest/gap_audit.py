@@ -13,9 +13,10 @@ from django.conf import settings
 
 from customers.models import Authorization
 from gascap.pge.urls import published_params
+from ingest import publish
 from ingest.data_requests import request_windows
+from ingest.fetch_rows import fetch_open_or_create
 from ingest.models import Fetch, MeterReading
-from ingest.notifications import fetch_enqueue, fetch_open_or_create
 from ingest.selectors import day_bounds, local_zone, series_missing_days
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def gap_audit(*, now: datetime, days: int | None = None) -> list[Fetch]:
             )
             created.extend(fetches)
     for fetch in created:
-        fetch_enqueue(fetch_id=fetch.pk)
+        publish.fetch_enqueue(fetch_id=fetch.pk)
     if created:
         logger.info("gap audit: %s fetch(es) for missing days", len(created))
     return created

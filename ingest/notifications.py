@@ -1,5 +1,6 @@
 """Notifications: receipt (the webhook's write), and processing a stored BatchList into fetch
-rows. Both are services the webhook, the tasks, the sweeper and the admin call.
+rows. The webhook calls the first, `ingest.tasks` the second; the rows are made by
+`ingest.fetch_rows` and the work published by name through `ingest.publish`.
 
 A notification is an untrusted hint (docs/pge-protocol.md, Notifications): receipt only checks that
 the body is a BatchList without a DTD and stores it; processing checks every resource URL against
@@ -17,12 +18,14 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F
 
 from gascap.pge.batchlist import BatchListRejected, parse_batchlist
 from gascap.pge.errors import PgeUrlRefused
 from gascap.worker_heartbeat import lease_new, this_runner
+from ingest import publish
+from ingest.fetch_rows import fetch_closed_record, fetch_open_or_create
 from ingest.models import Fetch, Notification
 from ingest.pge_resources import (
     NOTIFIED_KINDS,
@@ -64,21 +67,6 @@ def notification_body_check(*, body: bytes) -> list[str]:
         return parse_batchlist(body, max_resources=_max_resources())
     except BatchListRejected as exc:
         raise NotificationBodyRejected(getattr(exc, "reason", "malformed")) from None
-
-
-def notification_enqueue(*, notification_id: int) -> bool:
-    """Publish `ingest.notification_process`. A broker outage is logged, not raised: the row is
-    committed as RECEIVED and the sweeper re-queues it (docs/reliability.md test 11)."""
-    from ingest.tasks import notification_process
-
-    try:
-        notification_process.apply_async(args=[notification_id], queue="ingest", retry=False)
-    except Exception:
-        logger.warning(
-            "notification %s not queued (broker unavailable); the sweeper will", notification_id
-        )
-        return False
-    return True
 
 
 # Statuses of an earlier copy that do not make a new delivery of the same body a duplicate.
@@ -148,7 +136,7 @@ def notification_receive(
             remote_addr=remote_addr,
         )
         notification_id = notification.pk
-        transaction.on_commit(lambda: notification_enqueue(notification_id=notification_id))
+        transaction.on_commit(lambda: publish.notification_enqueue(notification_id=notification_id))
     return notification
 
 
@@ -182,88 +170,6 @@ def _placeholder(url: str) -> bool:
     query = parse_qs(urlsplit(url).query)
     ids = query.get("correlationID") or query.get("correlationId") or []
     return bool(ids) and all(_ZERO_CORRELATION.match(value) for value in ids)
-
-
-def fetch_open_or_create(
-    *,
-    url: str,
-    kind: str,
-    subscription_id: str,
-    now: datetime,
-    notification: Notification | None = None,
-    parent: Fetch | None = None,
-) -> tuple[Fetch, bool]:
-    """The open fetch for `url`, or a recent successful one (coalescing, docs/reliability.md R2),
-    or a new PENDING row. Returns (fetch, created). Safe against a concurrent creator."""
-    digest = _sha256(url.encode("utf-8"))
-    window = timedelta(seconds=int(settings.GASCAP_NOTIFY_DUPLICATE_WINDOW))
-    recent = Q(status__in=Fetch.OPEN_STATUSES) | Q(
-        status__in=[Fetch.Status.INGESTED, Fetch.Status.SKIPPED], created_at__gte=now - window
-    )
-    existing = Fetch.objects.filter(recent, url_sha256=digest).order_by("-id").first()
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():
-            fetch = Fetch.objects.create(
-                notification=notification,
-                parent=parent,
-                url=url,
-                url_sha256=digest,
-                kind=kind,
-                subscription_id=subscription_id,
-                status=Fetch.Status.PENDING,
-                created_at=now,
-            )
-    except IntegrityError:
-        # Another worker created the open row between our read and our insert.
-        existing = Fetch.objects.filter(url_sha256=digest, status__in=Fetch.OPEN_STATUSES).first()
-        if existing is None:
-            raise
-        return existing, False
-    return fetch, True
-
-
-def fetch_enqueue(*, fetch_id: int, countdown: float | None = None) -> bool:
-    """Publish `ingest.fetch_run` on `pge_fetch`; failures leave the row for the sweeper."""
-    from ingest.tasks import fetch_run
-
-    try:
-        fetch_run.apply_async(args=[fetch_id], queue="pge_fetch", countdown=countdown)
-    except Exception:
-        logger.warning("fetch %s not queued (broker unavailable); the sweeper will", fetch_id)
-        return False
-    return True
-
-
-def data_request_enqueue(*, data_request_id: int, countdown: float | None = None) -> bool:
-    """Publish `ingest.data_request_run` (by name) on `pge_fetch`; a broker failure leaves the
-    row PENDING/RETRYING for the sweeper."""
-    from gascap.celery import app
-
-    try:
-        app.send_task(
-            "ingest.data_request_run",
-            args=[data_request_id],
-            queue="pge_fetch",
-            countdown=countdown,
-            retry=False,
-        )
-    except Exception:
-        logger.warning(
-            "data request %s not queued (broker unavailable); the sweeper will", data_request_id
-        )
-        return False
-    return True
-
-
-def _authorizations_poll_enqueue() -> None:
-    from gascap.celery import app
-
-    try:
-        app.send_task("customers.authorizations_poll", queue="default")
-    except Exception:
-        logger.warning("authorizations poll not queued (broker unavailable)")
 
 
 def _claim(notification_id: int, now: datetime) -> Notification | None:
@@ -322,32 +228,6 @@ def notification_process(*, notification_id: int, now: datetime) -> ProcessResul
         return ProcessResult(status=Notification.Status.FAILED)
 
 
-def _closed_fetch(
-    notification: Notification,
-    url: str,
-    *,
-    kind: str,
-    status: str,
-    reason: str,
-    error: str,
-    now: datetime,
-    subscription_id: str = "",
-) -> Fetch:
-    """A fetch row recorded for the operator that is never run (refused or skipped)."""
-    return Fetch.objects.create(
-        notification=notification,
-        url=url[:2000],
-        url_sha256=_sha256(url.encode("utf-8")),
-        kind=kind,
-        subscription_id=subscription_id,
-        status=status,
-        reason=reason,
-        error=error[:500],
-        created_at=now,
-        finished_at=now,
-    )
-
-
 def _resource_record(
     notification: Notification, url: str, now: datetime
 ) -> str | tuple[Fetch, bool]:
@@ -358,9 +238,9 @@ def _resource_record(
         resource = resource_parse(url)
     except (PgeUrlRefused, ResourceRefused) as refused:
         reason = getattr(refused, "reason", "") or "url_refused"
-        _closed_fetch(
-            notification,
-            url,
+        fetch_closed_record(
+            notification=notification,
+            url=url,
             kind=Fetch.Kind.UNKNOWN,
             status=Fetch.Status.REFUSED,
             reason=reason,
@@ -371,9 +251,9 @@ def _resource_record(
         return "refused"
     kind = fetch_kind(resource)
     if resource.kind not in NOTIFIED_KINDS:
-        _closed_fetch(
-            notification,
-            url,
+        fetch_closed_record(
+            notification=notification,
+            url=url,
             kind=kind,
             status=Fetch.Status.REFUSED,
             reason="unsupported_resource",
@@ -386,9 +266,9 @@ def _resource_record(
     if resource.starts_request:
         # A GET here would ask PG&E for new data, not download notified data
         # (docs/pge-protocol.md, "Data APIs"): recorded, never fetched.
-        _closed_fetch(
-            notification,
-            url,
+        fetch_closed_record(
+            notification=notification,
+            url=url,
             kind=kind,
             status=Fetch.Status.SKIPPED,
             reason="no_correlation",
@@ -401,9 +281,9 @@ def _resource_record(
         # A consent change notice: the Authorization poll looks at it with the client token;
         # nothing is fetched from the URL itself. Every notice polls, even a second one inside
         # the coalescing window: the consent may have changed again since the first poll.
-        _closed_fetch(
-            notification,
-            url,
+        fetch_closed_record(
+            notification=notification,
+            url=url,
             kind=kind,
             status=Fetch.Status.SKIPPED,
             reason="authorization_notice",
@@ -464,8 +344,10 @@ def _process(notification: Notification, now: datetime) -> ProcessResult:
             traceback="",
         )
         for fetch_id in queued:
-            transaction.on_commit(lambda fetch_id=fetch_id: fetch_enqueue(fetch_id=fetch_id))
+            transaction.on_commit(
+                lambda fetch_id=fetch_id: publish.fetch_enqueue(fetch_id=fetch_id)
+            )
         if poll:
-            transaction.on_commit(_authorizations_poll_enqueue)
+            transaction.on_commit(publish.authorizations_poll_enqueue)
     result.fetch_ids_queued = queued
     return result

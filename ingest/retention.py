@@ -18,7 +18,7 @@ bodies of PROCESSED notifications older than `GASCAP_NOTIFICATION_BODY_RETENTION
   The status test is in the DELETE itself, so a row replayed between two windows is kept
   (PostgreSQL re-checks the WHERE of a row updated concurrently);
 - a processed notification whose body was emptied keeps its size and SHA-256 (the duplicate
-  check compares digests) and can no longer be replayed (`sweeper.notifications_replay`).
+  check compares digests) and can no longer be replayed (`replay.notifications_replay`).
 """
 
 from __future__ import annotations

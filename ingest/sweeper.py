@@ -26,9 +26,9 @@ from django.conf import settings
 from django.db.models import Model, Q
 
 from gascap.worker_heartbeat import heartbeats_prune, orphans_release
-from ingest.claims import lease_expiry
+from ingest import publish
+from ingest.claims import row_abandoned
 from ingest.models import DataRequest, Fetch, Notification
-from ingest.notifications import data_request_enqueue, fetch_enqueue, notification_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,14 @@ class _Retried:
 
 
 def _retried() -> list[_Retried]:
-    # Looked up at call time: tests replace the publishers on this module.
+    # Looked up at call time: tests replace the publishers on ingest.publish.
     return [
-        _Retried(Fetch, lambda pk: fetch_enqueue(fetch_id=pk), "fetches"),
-        _Retried(DataRequest, lambda pk: data_request_enqueue(data_request_id=pk), "data_requests"),
+        _Retried(Fetch, lambda pk: publish.fetch_enqueue(fetch_id=pk), "fetches"),
+        _Retried(
+            DataRequest,
+            lambda pk: publish.data_request_enqueue(data_request_id=pk),
+            "data_requests",
+        ),
     ]
 
 
@@ -73,7 +77,7 @@ def _runner_lost_take_over(*, now: datetime, report: SweepReport) -> None:
         fields={"status": Notification.Status.RECEIVED},
     ):
         report.taken_over += 1
-        if notification_enqueue(notification_id=notification_id):
+        if publish.notification_enqueue(notification_id=notification_id):
             report.notifications += 1
     for retried in _retried():
         status = retried.model.Status  # type: ignore[attr-defined]
@@ -110,7 +114,7 @@ def stuck_sweep(*, now: datetime, age_seconds: int | None = None) -> SweepReport
     for notification_id in Notification.objects.filter(
         status=Notification.Status.RECEIVED, received_at__lt=cutoff
     ).values_list("pk", flat=True)[:SWEEP_BATCH]:
-        if notification_enqueue(notification_id=notification_id):
+        if publish.notification_enqueue(notification_id=notification_id):
             report.notifications += 1
 
     for retried in _retried():
@@ -119,8 +123,8 @@ def stuck_sweep(*, now: datetime, age_seconds: int | None = None) -> SweepReport
             Q(status=status.PENDING, created_at__lt=cutoff)
             | Q(status=status.RETRYING, next_attempt_at__lt=cutoff)
             | Q(status=status.RETRYING, next_attempt_at__isnull=True)
-            # A RUNNING row past the hard time limit was abandoned, whoever holds it.
-            | Q(status=status.RUNNING, started_at__lt=now - lease_expiry())
+            # A RUNNING row past the lease (the hard time limit) was abandoned, whoever holds it.
+            | row_abandoned(status, now=now)
         )
         for pk in retried.model._default_manager.filter(stuck).values_list("pk", flat=True)[
             :SWEEP_BATCH
@@ -139,54 +143,3 @@ def stuck_sweep(*, now: datetime, age_seconds: int | None = None) -> SweepReport
             taken,
         )
     return report
-
-
-def notifications_replay(*, notification_ids: list[int]) -> int:
-    """Operator replay: FAILED/POISONED/REJECTED/PROCESSED rows back to RECEIVED and queued.
-
-    Never runs inline. A replay of a processed notification changes nothing: its fetches are
-    coalesced with the recent ones and the readings upsert is write-free for equal values.
-    """
-    replayable = [
-        Notification.Status.FAILED,
-        Notification.Status.POISONED,
-        Notification.Status.PROCESSED,
-        Notification.Status.RECEIVED,
-    ]
-    ids = list(
-        Notification.objects.filter(pk__in=notification_ids, status__in=replayable)
-        # A body the retention job emptied has nothing left to process (ingest/retention.py).
-        .exclude(Q(body_size__gt=0) & Q(body=b""))
-        .values_list("pk", flat=True)
-    )
-    Notification.objects.filter(pk__in=ids).update(
-        status=Notification.Status.RECEIVED, attempts=0, reason="", error="", traceback=""
-    )
-    for notification_id in ids:
-        notification_enqueue(notification_id=notification_id)
-    return len(ids)
-
-
-def fetches_replay(*, fetch_ids: list[int]) -> int:
-    """Operator replay of FAILED/POISONED/INGESTED fetches: back to PENDING and queued.
-
-    A fetch whose URL already has an open fetch is left alone (one open fetch per URL)."""
-    replayable = [Fetch.Status.FAILED, Fetch.Status.POISONED, Fetch.Status.INGESTED]
-    count = 0
-    for fetch in Fetch.objects.filter(pk__in=fetch_ids, status__in=replayable):
-        if Fetch.objects.filter(
-            url_sha256=fetch.url_sha256, status__in=Fetch.OPEN_STATUSES
-        ).exists():
-            continue
-        Fetch.objects.filter(pk=fetch.pk, status=fetch.status).update(
-            status=Fetch.Status.PENDING,
-            attempts=0,
-            reason="",
-            error="",
-            traceback="",
-            runner_task_id="",
-            next_attempt_at=None,
-        )
-        fetch_enqueue(fetch_id=fetch.pk)
-        count += 1
-    return count

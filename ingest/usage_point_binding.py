@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from customers.selectors import active_subscriptions, authorization_for_subscription
+
 __all__ = [
     "DocumentRefused",
     "UsagePointBinding",
@@ -74,8 +76,6 @@ class UsagePointBinding:
 
 def subscription_binding(*, subscription_id: str) -> UsagePointBinding:
     """The binding of a document fetched with `subscription_id`'s token."""
-    from customers.selectors import authorization_for_subscription
-
     authorization = authorization_for_subscription(subscription_id=subscription_id)
     if authorization is None:
         raise DocumentRefused(
@@ -86,6 +86,4 @@ def subscription_binding(*, subscription_id: str) -> UsagePointBinding:
 
 def bulk_binding() -> UsagePointBinding:
     """The binding of a Bulk document: the subscriptions ACTIVE here, looked up once."""
-    from customers.selectors import active_subscriptions
-
     return UsagePointBinding(subscription_id=None, _active=active_subscriptions())

@@ -1,5 +1,5 @@
 """Alerts to operators: each condition below is checked by `alerts_check` (the beat task
-`ops.alerts_check`, ingest/schedules.py); a firing condition is mailed to `ADMINS` (Django's
+`ops.alerts_check`, gascap/schedules.py); a firing condition is mailed to `ADMINS` (Django's
 mail) and, when `GASCAP_OPS_WEBHOOK_URL` is set, POSTed there signed the Standard Webhooks
 way. One alert per condition per PG&E (Pacific) day: the `AlertSent` row keyed by
 (condition, day) is written first; an alert whose sending failed stays unsent on its row and

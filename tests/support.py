@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from django.conf import settings
 
+from gascap.celery import worker_argv
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -158,16 +160,18 @@ def process_stop(proc: subprocess.Popen, *, timeout: float = 20) -> None:
 
 
 def celery_worker_argv(
-    *, name: str, pool: str = "solo", concurrency: int = 1, queues: str = "default,ingest,pge_fetch"
+    *, name: str, pool: str = "solo", concurrency: int = 1, queues: str | None = None
 ) -> list[str]:
-    """`celery -A gascap worker` as the tests run it: the project's queues, no gossip, mingle
-    or heartbeat (nothing to talk to), a node name unique to this test process."""
-    return [
-        sys.executable, "-m", "celery", "-A", "gascap", "worker",
-        "-Q", queues, "-P", pool, "-c", str(concurrency),
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-l", "INFO", "-n", f"{name}-{os.getpid()}@localhost",
-    ]  # fmt: skip
+    """`celery -A gascap worker` as the tests run it (`gascap.celery.worker_argv`): the
+    project's queues unless `queues` (comma-separated) says otherwise, no gossip, mingle or
+    heartbeat (nothing to talk to), a node name unique to this test process."""
+    return worker_argv(
+        queues=queues.split(",") if queues else None,
+        pool=pool,
+        concurrency=concurrency,
+        node=f"{name}-{os.getpid()}@localhost",
+        heartbeat=False,
+    )
 
 
 def wait_until_worker_ready(proc: subprocess.Popen, log: Path, *, timeout: float = 60) -> None:
@@ -262,7 +266,7 @@ class Procs:
         name: str = "rel",
         pool: str = "solo",
         concurrency: int = 1,
-        queues: str = "default,ingest,pge_fetch",
+        queues: str | None = None,
     ) -> subprocess.Popen:
         log = self.tmp_path / f"worker-{name}.log"
         proc = self._spawn(

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from ingest.admin.base import ReadOnlyAdmin, ReadOnlyInline, replay_confirmed
 from ingest.models import Fetch, FetchAttempt, Notification
-from ingest.sweeper import fetches_replay, notifications_replay
+from ingest.replay import fetches_replay, notifications_replay
 
 
 class FetchInline(ReadOnlyInline):

@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
 from gascap.beat import beat_problems, heartbeat_age, heartbeat_write, schedules_missing
-from ingest.schedules import SCHEDULES
+from gascap.schedules import SCHEDULES
 
 NAMES = [spec.name for spec in SCHEDULES]
 

@@ -30,7 +30,8 @@ def _check_command(argv: list[str]) -> None:
         importlib.import_module("gascap.celery")
         if "-Q" in argv:
             queues = argv[argv.index("-Q") + 1].split(",")
-            assert set(queues) == {"default", "ingest", "pge_fetch"}
+            # The queues gascap.celery.worker_argv starts the tests' and the demo's workers on.
+            assert set(queues) == set(settings.CELERY_TASK_QUEUES_NAMES)
         if "--scheduler" in argv:
             module, _, attr = argv[argv.index("--scheduler") + 1].partition(":")
             assert hasattr(importlib.import_module(module), attr)

@@ -6,7 +6,7 @@ import pytest
 from django.db import DatabaseError
 
 from gascap import health
-from ingest.schedules import SCHEDULES
+from gascap.schedules import SCHEDULES
 
 # The test database has no schedules (GASCAP_SCHEDULES_ON_MIGRATE is off in the test settings).
 MISSING = f"missing {len(SCHEDULES)}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -36,30 +35,14 @@ def _wait_for(predicate, timeout: float) -> bool:
 
 @pytest.mark.redis
 def test_task_sent_through_redis_runs_in_a_worker_subprocess(tmp_path: Path) -> None:
+    from gascap.celery import worker_argv
     from gascap.tasks import smoke
 
     marker_file = tmp_path / "smoke.txt"
     queue = f"smoke-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "GASCAP_SMOKE_FILE": str(marker_file)}
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "gascap",
-            "worker",
-            "-Q",
-            queue,
-            "-P",
-            "solo",
-            "-l",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"{queue}@%h",
-        ],
+        worker_argv(queues=[queue], pool="solo", node=f"{queue}@%h"),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

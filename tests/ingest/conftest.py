@@ -92,9 +92,9 @@ class Published:
         from ingest import tasks
 
         by_name = {
-            "ingest.notification_process": tasks.notification_process,
-            "ingest.fetch_run": tasks.fetch_run,
-            "ingest.subscription_request": tasks.subscription_request,
+            "ingest.notification_process": tasks.notification_process_task,
+            "ingest.fetch_run": tasks.fetch_run_task,
+            "ingest.subscription_request": tasks.subscription_request_task,
             "ingest.data_request_run": tasks.data_request_run_task,
         }
         ran = 0
@@ -126,13 +126,13 @@ def published(request, monkeypatch) -> Published:
         return apply_async
 
     for task in (
-        tasks.notification_process,
-        tasks.fetch_run,
-        tasks.subscription_request,
+        tasks.notification_process_task,
+        tasks.fetch_run_task,
+        tasks.subscription_request_task,
         tasks.data_request_run_task,
-        tasks.daily_data_request,
-        tasks.sweep_stuck,
-        tasks.gap_audit,
+        tasks.daily_data_request_task,
+        tasks.sweep_stuck_task,
+        tasks.gap_audit_task,
     ):
         monkeypatch.setattr(task, "apply_async", recorder(task.name))
 

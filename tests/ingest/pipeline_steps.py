@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.db.models import Sum
 from responses import matchers
 
-from ingest import fetches, notifications
+from ingest import fetch_rows, fetches, notifications
 from ingest.models import Fetch, IntervalReading, Notification
 from tests.builders import notification_make
 from tests.ingest.conftest import SID, subscription_url
@@ -39,7 +39,7 @@ def readings_checksum() -> tuple[int, int]:
 
 
 def subscription_fetch(now, url=None) -> Fetch:
-    fetch, _ = notifications.fetch_open_or_create(
+    fetch, _ = fetch_rows.fetch_open_or_create(
         url=url or subscription_url(), kind=Fetch.Kind.SUBSCRIPTION, subscription_id=SID, now=now
     )
     return fetch

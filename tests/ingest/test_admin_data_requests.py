@@ -24,7 +24,7 @@ def exhausted(pge, authorization, published) -> DataRequest:
     """A consent's request PG&E answered 503 to until the poison limit: FAILED by the real
     run, not made up."""
     pge.get(subscription_url(correlation=None), status=503)
-    published.drain_after(tasks.subscription_request.run, authorization.pk)
+    published.drain_after(tasks.subscription_request_task.run, authorization.pk)
     row = DataRequest.objects.get()
     assert (row.status, row.reason) == (DataRequest.Status.FAILED, "retries_exhausted")
     return row

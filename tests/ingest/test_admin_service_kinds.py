@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from customers.models import SubscriptionUsagePoint
-from ingest import fetches, notifications
+from ingest import fetch_rows, fetches
 from ingest.models import Fetch
 from tests.ingest.conftest import UPID, bulk_url, espi_feed, subscription_url
 
@@ -21,7 +21,7 @@ def test_subscription_fetch_records_the_usage_point_kind(
 ):
     SubscriptionUsagePoint.objects.create(authorization=authorization, usage_point_id=UPID)
     pge.get(subscription_url(), body=espi_feed(), content_type=FEED_TYPE)
-    fetch, _ = notifications.fetch_open_or_create(
+    fetch, _ = fetch_rows.fetch_open_or_create(
         url=subscription_url(),
         kind=Fetch.Kind.SUBSCRIPTION,
         subscription_id=authorization.subscription_id,
@@ -37,7 +37,7 @@ def test_bulk_fetch_records_kinds_for_each_subscription_it_holds(
     now, pge, client_token, authorization, django_capture_on_commit_callbacks
 ):
     pge.get(bulk_url(), body=espi_feed(), content_type=FEED_TYPE)
-    fetch, _ = notifications.fetch_open_or_create(
+    fetch, _ = fetch_rows.fetch_open_or_create(
         url=bulk_url(), kind=Fetch.Kind.BULK, subscription_id="", now=now
     )
     with django_capture_on_commit_callbacks(execute=True):

@@ -121,7 +121,7 @@ def test_a_data_request_waits_for_the_budget(
     """The wait is on the row (RETRYING `budget_wait`), never an attempt: far more runs than
     the poison limit leave it waiting, and the next window resumes it."""
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.subscription_request.run(authorization.pk)
+        tasks.subscription_request_task.run(authorization.pk)
     row = DataRequest.objects.get()
     assert published.of("ingest.data_request_run") == [[row.pk]]
     runs = scheduled_starved.GASCAP_INGEST_POISON_LIMIT + 2
@@ -162,7 +162,7 @@ def test_every_call_of_a_data_request_is_counted_by_kind(
         json={"access_token": "cust-access-TEST-new-eeee", "expires_in": 3600, "scope": "x"},
     )
     pge.get(subscription_url(correlation=None), status=202)
-    published.drain_after(tasks.subscription_request.run, authorization.pk)
+    published.drain_after(tasks.subscription_request_task.run, authorization.pk)
     assert DataRequest.objects.get().status == DataRequest.Status.REQUESTED
     usage = budget_usage(now=timezone.now())
     assert usage.day_calls == {"token_refresh": 1, "data_request": 1}
@@ -198,7 +198,7 @@ def test_daily_request_in_auto_mode_goes_bulk_beyond_the_share(
     settings.GASCAP_INGEST_DAILY_REQUEST_MODE = "auto"
     settings.GASCAP_PGE_BUDGET_PER_DAY = 8  # one consent: 3 + 2 calls > 8 x 0.5
     pge.get(f"{API_BASE}Batch/Bulk/99999", status=202)
-    assert published.drain_after(tasks.daily_data_request.run) == {"mode": "bulk", "queued": 1}
+    assert published.drain_after(tasks.daily_data_request_task.run) == {"mode": "bulk", "queued": 1}
     bulk = DataRequest.objects.get()
     assert (bulk.kind, bulk.status, bulk.answers[0]["status"]) == (
         DataRequest.Kind.BULK,
@@ -206,7 +206,7 @@ def test_daily_request_in_auto_mode_goes_bulk_beyond_the_share(
         202,
     )
     settings.GASCAP_PGE_BUDGET_PER_DAY = 10
-    assert tasks.daily_data_request.run() == {"mode": "subscription", "queued": 1}
+    assert tasks.daily_data_request_task.run() == {"mode": "subscription", "queued": 1}
     assert DataRequest.objects.filter(kind=DataRequest.Kind.SUBSCRIPTION).count() == 1
 
 
@@ -215,7 +215,7 @@ def test_a_bulk_request_waits_for_the_budget(
 ):
     scheduled_starved.GASCAP_INGEST_DAILY_REQUEST_MODE = "bulk"
     with django_capture_on_commit_callbacks(execute=True):
-        assert tasks.daily_data_request.run() == {"mode": "bulk", "queued": 1}
+        assert tasks.daily_data_request_task.run() == {"mode": "bulk", "queued": 1}
     row = DataRequest.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.data_request_run_task.run(row.pk)["reason"] == "budget_wait"

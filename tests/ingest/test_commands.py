@@ -114,7 +114,7 @@ def test_ensure_schedules_command_is_idempotent():
     call_command("ensure_schedules", stdout=out)
     call_command("ensure_schedules", stdout=out)
     lines = out.getvalue().splitlines()
-    from ingest.schedules import SCHEDULES
+    from gascap.schedules import SCHEDULES
 
     assert len(SCHEDULES) >= 6  # ingest's five and the ops alert check
     assert sum(line.startswith("created") for line in lines) == len(SCHEDULES)

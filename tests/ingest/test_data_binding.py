@@ -12,7 +12,7 @@ import pytest
 from django.db.models import Sum
 
 from customers.models import Authorization, Customer, SubscriptionUsagePoint
-from ingest import fetches, gap_audit, notifications
+from ingest import fetch_rows, fetches, gap_audit
 from ingest.models import Fetch, IntervalReading, ReadingRevision, UsagePoint, UsageSummary
 from tests.conftest import FIXTURES
 from tests.ingest.conftest import API_BASE, CLIENT_TOKEN, bulk_url, subscription_url
@@ -42,7 +42,7 @@ def _consent(sid: str, *, status: str = Authorization.Status.ACTIVE, customer=No
 
 
 def _run(url: str, *, kind: str, sid: str, now, capture) -> Fetch:
-    fetch, _ = notifications.fetch_open_or_create(url=url, kind=kind, subscription_id=sid, now=now)
+    fetch, _ = fetch_rows.fetch_open_or_create(url=url, kind=kind, subscription_id=sid, now=now)
     with capture(execute=True):
         fetches.fetch_run(fetch_id=fetch.pk, now=now)
     fetch.refresh_from_db()

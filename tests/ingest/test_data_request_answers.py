@@ -77,7 +77,7 @@ def test_a_recorded_request_replayed_never_asks_pge_again(
     """The row names the request URL (no correlationID): replaying it would start a new request,
     so the fetch machinery skips it."""
     from ingest import fetches
-    from ingest.sweeper import fetches_replay
+    from ingest.replay import fetches_replay
 
     pge.get(subscription_url(correlation=None), status=201)
     _ask(authorization, now)

@@ -33,7 +33,7 @@ FEED_TYPE = "application/atom+xml"
 
 def _consent_request(authorization, published) -> DataRequest:
     """What a consent does: `ingest.subscription_request`, then every message it led to."""
-    published.drain_after(tasks.subscription_request.run, authorization.pk)
+    published.drain_after(tasks.subscription_request_task.run, authorization.pk)
     return DataRequest.objects.get()
 
 
@@ -66,7 +66,7 @@ def test_each_retry_is_published_with_a_countdown(
 ):
     pge.get(REQUEST_URL, status=503)
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.subscription_request.run(authorization.pk)
+        tasks.subscription_request_task.run(authorization.pk)
     row = DataRequest.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
         result = tasks.data_request_run_task.run(row.pk)
@@ -182,7 +182,7 @@ def test_a_consent_and_the_daily_schedule_coalesce_into_one_open_request(
 ):
     settings.GASCAP_INGEST_DAILY_REQUEST_MODE = "subscription"
     with django_capture_on_commit_callbacks(execute=True):
-        tasks.subscription_request.run(authorization.pk)
+        tasks.subscription_request_task.run(authorization.pk)
         later = timezone.now() + timedelta(hours=1)
         row, created = data_request_runs.subscription_data_request_open(
             authorization_id=authorization.pk, origin=DataRequest.Origin.DAILY, now=later

@@ -14,7 +14,7 @@ import pytest
 from responses import matchers
 
 from gascap.pge.batchlist import parse_batchlist
-from ingest import fetches, notifications
+from ingest import fetch_rows, fetches, notifications
 from ingest.models import Fetch, Notification
 from tests.ingest.conftest import (
     API_BASE,
@@ -256,7 +256,7 @@ def test_a_reading_type_href_that_names_a_batch_url_is_not_fetched(
     hostile = subscription_url(correlation=None)
     feed = espi_feed(with_reading_type=False).replace(READING_TYPE_HREF.encode(), hostile.encode())
     pge.get(subscription_url(), body=feed, content_type=FEED_TYPE)
-    fetch, _ = notifications.fetch_open_or_create(
+    fetch, _ = fetch_rows.fetch_open_or_create(
         url=subscription_url(), kind=Fetch.Kind.SUBSCRIPTION, subscription_id=SID, now=now
     )
     result = run(fetch, now, django_capture_on_commit_callbacks)
@@ -302,7 +302,7 @@ def test_403_on_a_missing_reading_type_keeps_the_consent(
     pge.get(subscription_url(), body=espi_feed(with_reading_type=False), content_type=FEED_TYPE)
     pge.get(READING_TYPE_HREF, status=403)
     pge.post(TOKEN_URL, json=_token_answer())
-    fetch, _ = notifications.fetch_open_or_create(
+    fetch, _ = fetch_rows.fetch_open_or_create(
         url=subscription_url(), kind=Fetch.Kind.SUBSCRIPTION, subscription_id=SID, now=now
     )
     run(fetch, now, django_capture_on_commit_callbacks)
@@ -315,7 +315,7 @@ def test_403_on_the_subscription_batch_ends_the_consent(
 ):
     pge.get(subscription_url(), status=403)
     pge.post(TOKEN_URL, json=_token_answer())
-    fetch, _ = notifications.fetch_open_or_create(
+    fetch, _ = fetch_rows.fetch_open_or_create(
         url=subscription_url(), kind=Fetch.Kind.SUBSCRIPTION, subscription_id=SID, now=now
     )
     result = run(fetch, now, django_capture_on_commit_callbacks)

@@ -312,14 +312,14 @@ def test_sqlite_keeps_one_table_and_the_command_says_so(settings):
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_the_daily_job_makes_the_previous_current_and_next_three_months():
-    from ingest.tasks import readings_partitions_ahead
+    from ingest.tasks import readings_partitions_ahead_task
 
     far = datetime(2031, 7, 15, tzinfo=UTC)
     wanted = [date(2031, m, 1) for m in range(6, 11)]
     assert not set(wanted) & set(partitions.months_existing())
     assert partitions.months_ahead_ensure(now=far) == wanted
     assert partitions.months_ahead_ensure(now=far) == []
-    readings_partitions_ahead()  # the beat task, at today's date
+    readings_partitions_ahead_task()  # the beat task, at today's date
     assert month_add(month_of(timezone.now()), 3) in partitions.months_existing()
 
 

@@ -11,7 +11,7 @@ import pytest
 import responses
 from django.utils import timezone
 
-from ingest import notifications
+from ingest import fetch_rows, notifications
 from ingest.models import Fetch, FetchAttempt, IntervalReading
 from tests.builders import authorization_make, customer_make
 from tests.ingest.conftest import (
@@ -71,7 +71,7 @@ def test_bulk_uses_the_client_token(
     now, pge, client_token, authorization, django_capture_on_commit_callbacks
 ):
     pge.get(bulk_url(), body=espi_feed(), content_type=FEED_TYPE, match=[bearer(CLIENT_TOKEN)])
-    fetch, _ = notifications.fetch_open_or_create(
+    fetch, _ = fetch_rows.fetch_open_or_create(
         url=bulk_url(), kind=Fetch.Kind.BULK, subscription_id="", now=now
     )
     assert run(fetch, now, django_capture_on_commit_callbacks).status == Fetch.Status.INGESTED
@@ -290,5 +290,5 @@ def test_fetch_task_runs_with_a_fresh_clock(now, pge, authorization, published):
 
     pge.get(subscription_url(), body=espi_feed(), content_type=FEED_TYPE)
     fetch = subscription_fetch(timezone.now())
-    outcome = tasks.fetch_run.run(fetch.pk)
+    outcome = tasks.fetch_run_task.run(fetch.pk)
     assert outcome["status"] == Fetch.Status.INGESTED

@@ -64,7 +64,7 @@ def test_missing_reading_type_is_fetched_with_the_same_token(
 
 
 def test_replays_write_nothing(now, pge, authorization, django_capture_on_commit_callbacks):
-    from ingest.sweeper import fetches_replay
+    from ingest.replay import fetches_replay
 
     pge.get(subscription_url(), body=espi_feed(), content_type=FEED_TYPE)
     fetch = subscription_fetch(now)
@@ -105,7 +105,7 @@ def test_failure_mid_document_stores_nothing_then_retry_stores_all(
     fetch.refresh_from_db()
     assert "RuntimeError" in fetch.traceback
     monkeypatch.setattr(readings, "document_import", real)
-    from ingest.sweeper import fetches_replay
+    from ingest.replay import fetches_replay
 
     fetches_replay(fetch_ids=[fetch.pk])
     assert run(fetch, now, django_capture_on_commit_callbacks).status == Fetch.Status.INGESTED

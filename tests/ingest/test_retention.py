@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from django.db import connection, connections, transaction
 
-from ingest import retention, sweeper
+from ingest import replay, retention
 from ingest.models import DataRequest, Fetch, FetchAttempt, Notification
 from tests.ingest.conftest import batchlist, subscription_url
 
@@ -117,7 +117,7 @@ def test_processed_bodies_are_dropped_sooner_and_not_replayed(now, published):
     assert bytes(failed.body) and bytes(fresh.body)  # an operator may still replay a failure
     assert not retention.body_dropped(fresh)
     # Nothing left to process: a replay leaves it alone instead of failing it as malformed.
-    assert sweeper.notifications_replay(notification_ids=[processed.pk, fresh.pk]) == 1
+    assert replay.notifications_replay(notification_ids=[processed.pk, fresh.pk]) == 1
     processed.refresh_from_db()
     assert processed.status == Notification.Status.PROCESSED
     assert retention.pipeline_prune(now=now, body_retention_days=30).bodies_dropped == 0
@@ -129,7 +129,7 @@ def test_daily_task_uses_the_settings(now, settings):
     settings.GASCAP_PIPELINE_RETENTION_DAYS = 1
     settings.GASCAP_NOTIFICATION_BODY_RETENTION_DAYS = 0
     _fetch(Fetch.Status.INGESTED, datetime.now(tz=now.tzinfo) - timedelta(days=2))
-    assert tasks.pipeline_prune() == {
+    assert tasks.pipeline_prune_task() == {
         "notifications": 0,
         "fetches": 1,
         "attempts": 1,

@@ -15,12 +15,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.conf import settings as django_settings
 from django_celery_beat.models import PeriodicTask
+from ingest.schedules import SCHEDULES, schedules_ensure
 
 from gascap.pge_budget import pacing as ratelimit
 from ingest import data_requests, gap_audit, sweeper, tasks
 from ingest.backoff import backoff_ceiling, backoff_delay
 from ingest.models import DataRequest, Fetch, IntervalReading, Notification
-from ingest.schedules import SCHEDULES, schedules_ensure
 from ingest.usage_point_binding import subscription_binding
 from tests.ingest.conftest import (
     API_BASE,
@@ -305,7 +305,7 @@ def test_later_requests_start_from_the_last_data(now, pge, authorization):
 def test_a_request_for_a_revoked_consent_fails_visibly(now, pge, authorization, published):
     authorization.status = authorization.Status.REVOKED
     authorization.save()
-    published.drain_after(tasks.subscription_request.run, authorization.pk)
+    published.drain_after(tasks.subscription_request_task.run, authorization.pk)
     row = DataRequest.objects.get()
     assert (row.status, row.reason, row.attempts) == (
         DataRequest.Status.FAILED,
@@ -319,7 +319,7 @@ def test_a_request_for_a_revoked_consent_fails_visibly(now, pge, authorization, 
 def test_daily_request_per_subscription(pge, authorization, published, settings):
     settings.GASCAP_INGEST_DAILY_REQUEST_MODE = "subscription"
     pge.get(subscription_url(correlation=None), status=202)
-    assert published.drain_after(tasks.daily_data_request.run) == {
+    assert published.drain_after(tasks.daily_data_request_task.run) == {
         "mode": "subscription",
         "queued": 1,
     }
@@ -337,7 +337,7 @@ def test_daily_request_per_subscription(pge, authorization, published, settings)
 def test_daily_request_bulk_mode(pge, client_token, settings, published):
     settings.GASCAP_INGEST_DAILY_REQUEST_MODE = "bulk"
     pge.get(f"{API_BASE}Batch/Bulk/99999", status=202)
-    assert published.drain_after(tasks.daily_data_request.run) == {"mode": "bulk", "queued": 1}
+    assert published.drain_after(tasks.daily_data_request_task.run) == {"mode": "bulk", "queued": 1}
     assert DataRequest.objects.get().status == DataRequest.Status.REQUESTED
     assert pge.calls[0].request.headers["Authorization"] == f"Bearer {CLIENT_TOKEN}"
 

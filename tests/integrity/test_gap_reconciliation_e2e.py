@@ -17,9 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+from celery import current_app
 from cryptography.fernet import Fernet
 
-from ingest import fetches, gap_audit, selectors
+from ingest import fetches, gap_audit, publish, selectors
 from ingest.models import Fetch, MeterReading
 from tests.integrity.conftest import checksum, readings_wipe, stored_readings
 from tests.support import sandbox_consent
@@ -43,7 +44,6 @@ def _midnight(day: date) -> datetime:
 def consented(tmp_path, settings, monkeypatch):
     """The sandbox over mTLS, gascap's PG&E settings pointing at it, and one consented
     customer (the sandbox's solar demo home: hourly delivered and received series)."""
-    from ingest import tasks
     from sandbox.certs import certs_ensure
     from sandbox.config import sandbox_config
     from sandbox.demo import customer_by_key
@@ -74,9 +74,13 @@ def consented(tmp_path, settings, monkeypatch):
     settings.GASCAP_LOCAL_TIME_ZONE = "America/Los_Angeles"
 
     queued: list[int] = []
-    monkeypatch.setattr(
-        tasks.fetch_run, "apply_async", lambda args=None, **_: queued.append(args[0])
-    )
+
+    def send_task(name, args=None, **_options):  # type: ignore[no-untyped-def]
+        # Only fetch runs are recorded: the audit publishes nothing else.
+        assert name == publish.FETCH_RUN
+        queued.append(args[0])
+
+    monkeypatch.setattr(current_app, "send_task", send_task)
 
     customer = customer_by_key("solar")
     sid = customer.subscription_id

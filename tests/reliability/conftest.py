@@ -178,8 +178,8 @@ class Stack:
         queued): what processing a notification that names it would create."""
         from django.utils import timezone
 
+        from ingest.fetch_rows import fetch_open_or_create
         from ingest.models import Fetch
-        from ingest.notifications import fetch_open_or_create
 
         fetch, created = fetch_open_or_create(
             url=self.subscription_url(days_back=days_back),

@@ -91,11 +91,11 @@ def test_row_committed_but_never_published_is_recovered_by_the_sweeper(
 ):
     from datetime import timedelta
 
-    from ingest import notifications
+    from ingest import notifications, publish
 
     procs.worker(stack.env)
     # The web process dies between COMMIT and publish: the on-commit publish never happens.
-    monkeypatch.setattr(notifications, "notification_enqueue", lambda **kwargs: False)
+    monkeypatch.setattr(publish, "notification_enqueue", lambda **kwargs: False)
     received = timezone.now() - timedelta(minutes=10)
     lost = notifications.notification_receive(
         body=batchlist(stack.subscription_url(days_back=3)),

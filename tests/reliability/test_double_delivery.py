@@ -12,7 +12,7 @@ import re
 import pytest
 
 from ingest.models import Fetch, FetchAttempt, IntervalReading, ReadingRevision
-from ingest.notifications import fetch_enqueue
+from ingest.publish import fetch_enqueue
 from tests.reliability.conftest import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from gascap import worker_heartbeat
 from gascap.models import WorkerHeartbeat
-from ingest import claims, notifications, sweeper
+from ingest import claims, notifications, publish, sweeper
 from ingest.claims import LeaseLost, row_claim, row_save
 from ingest.models import Fetch, Notification
 from tests.reliability.conftest import batchlist, wait_for
@@ -29,12 +29,12 @@ def queued(monkeypatch) -> dict[str, list[int]]:
     """What the sweeper publishes, by task (no broker needed)."""
     sent: dict[str, list[int]] = {"fetch": [], "notification": []}
     monkeypatch.setattr(
-        sweeper,
+        publish,
         "fetch_enqueue",
         lambda *, fetch_id, countdown=None: sent["fetch"].append(fetch_id) or True,
     )
     monkeypatch.setattr(
-        sweeper,
+        publish,
         "notification_enqueue",
         lambda *, notification_id: sent["notification"].append(notification_id) or True,
     )

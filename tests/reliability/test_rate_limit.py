@@ -14,8 +14,9 @@ import time
 import pytest
 from django.utils import timezone
 
+from ingest.fetch_rows import fetch_open_or_create
 from ingest.models import Fetch, FetchAttempt
-from ingest.notifications import fetch_enqueue, fetch_open_or_create
+from ingest.publish import fetch_enqueue
 from tests.reliability.conftest import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ingest import fetches
 from ingest.models import Fetch, IntervalReading, ReadingRevision
-from ingest.notifications import fetch_enqueue
+from ingest.publish import fetch_enqueue
 from tests.reliability.conftest import (
     SWEEP_PERIOD,
     Sweeper,

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from ingest import fetches
 from ingest.models import Fetch, FetchAttempt, IntervalReading, ReadingRevision
-from ingest.notifications import fetch_enqueue
+from ingest.publish import fetch_enqueue
 from tests.reliability.conftest import (
     HEARTBEAT_STALE,
     SWEEP_PERIOD,

@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from ingest.data_request_runs import data_requests_replay
 from ingest.models import DataRequest, Fetch, Notification
-from ingest.sweeper import fetches_replay, notifications_replay
+from ingest.replay import fetches_replay, notifications_replay
 
 
 def _since(value: str | None) -> datetime | None:

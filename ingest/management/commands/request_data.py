@@ -16,8 +16,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from ingest import data_requests, fetches, gap_audit, selectors
-from ingest.notifications import fetch_enqueue
+from customers.models import Authorization
+from customers.services import AuthorizationUnavailable
+from ingest import data_requests, fetches, gap_audit, publish, selectors
 
 
 def _local_midnight(value: str) -> datetime:
@@ -40,9 +41,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from customers.models import Authorization
-        from customers.services import AuthorizationUnavailable
-
         sid = options["subscription"]
         start = _local_midnight(options["start"])
         end = _local_midnight(options["end"]) + timedelta(days=1)
@@ -80,7 +78,7 @@ class Command(BaseCommand):
                 if options["verbosity"] >= 1:
                     self.stdout.write(f"fetch {fetch.pk}: {result.status} {result.reason}".rstrip())
             else:
-                fetch_enqueue(fetch_id=fetch.pk)
+                publish.fetch_enqueue(fetch_id=fetch.pk)
         if options["verbosity"] >= 1:
             self.stdout.write(
                 f"{len(created)} synchronous fetch(es) for {len(usage_points)} usage point(s)"

@@ -1,5 +1,7 @@
-"""The periodic schedules (django-celery-beat rows, editable in the admin), created
-idempotently by `manage.py ensure_schedules` (which `make run` runs).
+"""The project's periodic schedules (django-celery-beat rows, editable in the admin): one
+table for every app's periodic work (ingest's, customers', webhooks', ops'), each naming its
+task by registered name, so this module imports no app. Created idempotently by `migrate`
+(gascap/beat.py) and `manage.py ensure_schedules` (which `make run` runs).
 
 A schedule that already exists is left as the operator edited it: only missing rows are made.
 Retired schedules (`RETIRED`) are deleted from existing installs: the 2-minute token-refresh

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from ingest.schedules import schedules_ensure
+from gascap.schedules import schedules_ensure
 
 
 class Command(BaseCommand):

@@ -1,0 +1,63 @@
+"""Operator replay: notifications and fetches put back to work from the admin or
+`manage.py ingest_replay`. Never runs inline: a replayed row is reset and published through
+`ingest.publish`, and the task that picks it up is the same one that ran it the first time
+(safe to run twice, docs/reliability.md R5).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+from ingest import publish
+from ingest.models import Fetch, Notification
+
+
+def notifications_replay(*, notification_ids: list[int]) -> int:
+    """Operator replay: FAILED/POISONED/REJECTED/PROCESSED rows back to RECEIVED and queued.
+
+    Never runs inline. A replay of a processed notification changes nothing: its fetches are
+    coalesced with the recent ones and the readings upsert is write-free for equal values.
+    """
+    replayable = [
+        Notification.Status.FAILED,
+        Notification.Status.POISONED,
+        Notification.Status.PROCESSED,
+        Notification.Status.RECEIVED,
+    ]
+    ids = list(
+        Notification.objects.filter(pk__in=notification_ids, status__in=replayable)
+        # A body the retention job emptied has nothing left to process (ingest/retention.py).
+        .exclude(Q(body_size__gt=0) & Q(body=b""))
+        .values_list("pk", flat=True)
+    )
+    Notification.objects.filter(pk__in=ids).update(
+        status=Notification.Status.RECEIVED, attempts=0, reason="", error="", traceback=""
+    )
+    for notification_id in ids:
+        publish.notification_enqueue(notification_id=notification_id)
+    return len(ids)
+
+
+def fetches_replay(*, fetch_ids: list[int]) -> int:
+    """Operator replay of FAILED/POISONED/INGESTED fetches: back to PENDING and queued.
+
+    A fetch whose URL already has an open fetch is left alone (one open fetch per URL)."""
+    replayable = [Fetch.Status.FAILED, Fetch.Status.POISONED, Fetch.Status.INGESTED]
+    count = 0
+    for fetch in Fetch.objects.filter(pk__in=fetch_ids, status__in=replayable):
+        if Fetch.objects.filter(
+            url_sha256=fetch.url_sha256, status__in=Fetch.OPEN_STATUSES
+        ).exists():
+            continue
+        Fetch.objects.filter(pk=fetch.pk, status=fetch.status).update(
+            status=Fetch.Status.PENDING,
+            attempts=0,
+            reason="",
+            error="",
+            traceback="",
+            runner_task_id="",
+            next_attempt_at=None,
+        )
+        publish.fetch_enqueue(fetch_id=fetch.pk)
+        count += 1
+    return count
