@@ -91,6 +91,7 @@ class ReadingSink:
 def reading_sink(connection: BaseDatabaseWrapper) -> ReadingSink:
     if connection.vendor == "postgresql":
         return PostgresSink(connection)
+    # Here, not above: readings_merge_portable subclasses this module's ReadingSink (a cycle).
     from ingest.readings_merge_portable import PortableSink
 
     return PortableSink(connection)
