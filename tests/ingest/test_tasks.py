@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.conf import settings as django_settings
 from django_celery_beat.models import PeriodicTask
-from ingest.schedules import SCHEDULES, schedules_ensure
 
 from gascap.pge_budget import pacing as ratelimit
+from gascap.schedules import SCHEDULES, schedules_ensure
 from ingest import data_requests, gap_audit, sweeper, tasks
 from ingest.backoff import backoff_ceiling, backoff_delay
 from ingest.models import DataRequest, Fetch, IntervalReading, Notification
