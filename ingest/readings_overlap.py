@@ -304,6 +304,7 @@ def _chunk_bounds(blocks: list[BlockRef]) -> tuple[datetime, datetime] | None:
 
 
 def _chunk_unique_rows(blocks: list[BlockRef], block_series: dict[int, int]) -> int | None:
+    # Here, not above: ingest.readings imports this module (a cycle).
     from ingest.readings import _unique_rows
 
     return _unique_rows(blocks, block_series)
