@@ -1,6 +1,6 @@
 """`DataRequest` rows: made by a consent (`ingest.subscription_request`) or the daily schedule
 (`ingest.daily_data_request`), run once per delivery of `ingest.data_request_run`, retried like
-a fetch, replayed by an operator (docs/reliability.md R5).
+a fetch (docs/reliability.md R5); an operator's replay is `ingest.replay`.
 
 A run claims its row (`ingest.claims`: one conditional UPDATE naming this worker process and a
 new lease, the attempt counted at claim time), asks PG&E window by window
@@ -182,39 +182,6 @@ def daily_data_requests_open(*, now: datetime) -> tuple[str, int]:
         )
         made += int(created)
     return "subscription", made
-
-
-def data_requests_replay(*, data_request_ids: list[int]) -> int:
-    """Operator replay of FAILED/POISONED requests: back to PENDING with no attempts, queued
-    after commit. A request that failed part-way resumes after the last window PG&E answered;
-    one whose windows were all answered is asked again whole. A subscription that already has
-    an open request is left alone (one open request per subscription)."""
-    count = 0
-    for row in DataRequest.objects.filter(
-        pk__in=data_request_ids, status__in=DataRequest.REPLAYABLE_STATUSES
-    ):
-        if DataRequest.objects.filter(
-            kind=row.kind, subscription_id=row.subscription_id, status__in=DataRequest.OPEN_STATUSES
-        ).exists():
-            continue
-        progress: dict[str, Any] = {}
-        if row.requested_until is not None and row.requested_until >= row.end:
-            progress = {"requested_until": None, "windows": 0, "answers": []}
-        with transaction.atomic():
-            if DataRequest.objects.filter(pk=row.pk, status=row.status).update(
-                status=Status.PENDING,
-                attempts=0,
-                reason="",
-                error="",
-                traceback="",
-                runner_task_id="",
-                next_attempt_at=None,
-                finished_at=None,
-                **progress,
-            ):
-                _enqueue_on_commit(row.pk)
-                count += 1
-    return count
 
 
 # --- one run ---------------------------------------------------------------------------------

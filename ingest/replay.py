@@ -1,4 +1,4 @@
-"""Operator replay: notifications and fetches put back to work from the admin or
+"""Operator replay: notifications, fetches and data requests put back to work from the admin or
 `manage.py ingest_replay`. Never runs inline: a replayed row is reset and published through
 `ingest.publish`, and the task that picks it up is the same one that ran it the first time
 (safe to run twice, docs/reliability.md R5).
@@ -6,10 +6,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db import transaction
 from django.db.models import Q
 
 from ingest import publish
-from ingest.models import Fetch, Notification
+from ingest.models import DataRequest, Fetch, Notification
 
 
 def notifications_replay(*, notification_ids: list[int]) -> int:
@@ -60,4 +63,40 @@ def fetches_replay(*, fetch_ids: list[int]) -> int:
         )
         publish.fetch_enqueue(fetch_id=fetch.pk)
         count += 1
+    return count
+
+
+def data_requests_replay(*, data_request_ids: list[int]) -> int:
+    """Operator replay of FAILED/POISONED requests: back to PENDING with no attempts, queued
+    after commit. A request that failed part-way resumes after the last window PG&E answered;
+    one whose windows were all answered is asked again whole. A subscription that already has
+    an open request is left alone (one open request per subscription)."""
+    count = 0
+    for row in DataRequest.objects.filter(
+        pk__in=data_request_ids, status__in=DataRequest.REPLAYABLE_STATUSES
+    ):
+        if DataRequest.objects.filter(
+            kind=row.kind, subscription_id=row.subscription_id, status__in=DataRequest.OPEN_STATUSES
+        ).exists():
+            continue
+        progress: dict[str, Any] = {}
+        if row.requested_until is not None and row.requested_until >= row.end:
+            progress = {"requested_until": None, "windows": 0, "answers": []}
+        with transaction.atomic():
+            if DataRequest.objects.filter(pk=row.pk, status=row.status).update(
+                status=DataRequest.Status.PENDING,
+                attempts=0,
+                reason="",
+                error="",
+                traceback="",
+                runner_task_id="",
+                next_attempt_at=None,
+                finished_at=None,
+                **progress,
+            ):
+                row_id = row.pk
+                transaction.on_commit(
+                    lambda row_id=row_id: publish.data_request_enqueue(data_request_id=row_id)
+                )
+                count += 1
     return count

@@ -13,8 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 
 from ingest.admin.base import ReadOnlyAdmin, ReadOnlyInline, replay_confirmed
-from ingest.data_request_runs import data_requests_replay
 from ingest.models import DataRequest, Fetch
+from ingest.replay import data_requests_replay
 
 
 class AnswerFetchInline(ReadOnlyInline):

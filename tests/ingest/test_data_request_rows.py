@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from customers.models import Authorization
 from gascap import worker_heartbeat
-from ingest import data_request_runs, sweeper, tasks
+from ingest import data_request_runs, replay, sweeper, tasks
 from ingest.models import DataRequest, Fetch
 from tests.ingest.conftest import (
     CUSTOMER_ACCESS,
@@ -271,9 +271,7 @@ def test_replay_puts_failed_and_poisoned_rows_back_and_queues_them_on_commit(
     rows = [failed(DataRequest.Status.FAILED, SID), failed(DataRequest.Status.POISONED, "S2")]
     done = failed(DataRequest.Status.REQUESTED, "S3")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        count = data_request_runs.data_requests_replay(
-            data_request_ids=[r.pk for r in [*rows, done]]
-        )
+        count = replay.data_requests_replay(data_request_ids=[r.pk for r in [*rows, done]])
     assert count == 2
     assert published.of("ingest.data_request_run") == []  # not before the commit
     for callback in callbacks:

@@ -14,9 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from ingest.data_request_runs import data_requests_replay
 from ingest.models import DataRequest, Fetch, Notification
-from ingest.replay import fetches_replay, notifications_replay
+from ingest.replay import data_requests_replay, fetches_replay, notifications_replay
 
 
 def _since(value: str | None) -> datetime | None:
