@@ -167,6 +167,17 @@ def test_bad_parameters_are_problem_documents(reader, data):
         assert response["Content-Type"] == "application/problem+json"
 
 
+def test_a_range_outside_the_readings_years_is_a_problem_not_an_lmt_offset(reader, data):
+    """schemathesis found year 0001: its local days start at -07:52:58, an offset an RFC 3339
+    date-time cannot write. No reading lies before 1970, so the range is refused."""
+    pk = point("5391320451").pk
+    for path in ("readings?", "totals?interval=day&"):
+        for query in ("start=0001-01-01&end=0001-01-03", "start=1969-12-30&end=2019-11-02"):
+            response = reader.get(f"/api/v1/usage-points/{pk}/{path}{query}")
+            assert response.status_code == 422, (path, query)
+            assert response.json()["detail"] == "start and end must lie between 1970 and 9998"
+
+
 def test_daily_totals_follow_local_days_with_a_25_hour_autumn_day(reader, data):
     pk = point("5391320451").pk
     body = ok(
