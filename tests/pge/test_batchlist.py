@@ -85,11 +85,12 @@ def test_the_resource_count_is_capped() -> None:
 
 def test_ten_thousand_resources_are_refused_quickly() -> None:
     data = _batchlist(*(f"{BULK}?correlationID={i}" for i in range(10_000)))
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(BatchListRejected) as raised:
         parse_batchlist(data)
     assert raised.value.reason == "too_many"
-    assert time.monotonic() - started < 1.0
+    # CPU time, not wall time: a loaded machine stretches wall time without more work.
+    assert time.process_time() - started < 1.0
     assert len(parse_batchlist(data, max_resources=10_000)) == 10_000
 
 
@@ -107,11 +108,11 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 
 def test_billion_laughs_is_refused_fast() -> None:
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(BatchListRejected) as raised:
         parse_batchlist(BILLION_LAUGHS)
     assert raised.value.reason == "dtd"
-    assert time.monotonic() - started < 0.1
+    assert time.process_time() - started < 0.1
 
 
 def test_quadratic_blowup_is_refused_fast() -> None:
@@ -121,11 +122,11 @@ def test_quadratic_blowup_is_refused_fast() -> None:
         f'<ns0:BatchList xmlns:ns0="http://naesb.org/espi"><ns0:resources>{"&a;" * 20_000}'
         "</ns0:resources></ns0:BatchList>"
     ).encode()
-    started = time.monotonic()
+    started = time.process_time()
     with pytest.raises(BatchListRejected) as raised:
         parse_batchlist(data)
     assert raised.value.reason == "dtd"
-    assert time.monotonic() - started < 0.1
+    assert time.process_time() - started < 0.1
 
 
 def test_an_external_entity_never_reads_the_file(tmp_path: Path) -> None:
