@@ -41,12 +41,12 @@ def test_every_saved_input_names_a_target() -> None:
 @pytest.mark.parametrize("path", SAVED, ids=lambda p: p.name)
 def test_saved_crash_inputs_give_a_typed_outcome_quickly(path: Path) -> None:
     parse, rejected = REPLAY[path.name.split("-", 1)[0]]
-    started = time.perf_counter()
+    started = time.process_time()  # CPU: the machine's load does not count
     try:
         parse(path.read_bytes())
     except rejected:
         pass
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def _reading_doc(start: str = "1546329600", duration: str = "3600", value: str = "1") -> bytes:
@@ -66,11 +66,11 @@ def test_a_well_formed_reading_still_parses() -> None:
 @pytest.mark.parametrize("start", ["1e999999999", "-1e999999999", "1e99"])
 def test_an_exponent_start_is_refused_at_once(start: str) -> None:
     # Found by hand-fuzzing: int(Decimal("1e999999")) took 27 s; "1e999999999" never finished.
-    started = time.perf_counter()
+    started = time.process_time()  # CPU: the machine's load does not count
     with pytest.raises(EspiRejected) as caught:
         _espi(_reading_doc(start=start))
     assert caught.value.reason == "invalid" and caught.value.line == 1
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
 
 
 @pytest.mark.parametrize("duration", ["0", "-900", "2147483648"])
@@ -98,9 +98,9 @@ def test_an_exponent_in_a_reading_type_code_is_dropped_not_expanded() -> None:
         b"<powerOfTenMultiplier>-3</powerOfTenMultiplier><kind>99999</kind></ReadingType>"
         b"</content></entry>"
     )
-    started = time.perf_counter()
+    started = time.process_time()  # CPU: the machine's load does not count
     document, _series, _rows = espi_read(io.BytesIO(doc))
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     codes = document.reading_types["/RT/1"].codes
     # kind is stored in a smallint column: out of range is unusable, like a non-number.
     assert (codes["uom"], codes["powerOfTenMultiplier"], codes["kind"]) == (None, -3, None)

@@ -240,11 +240,9 @@ class CountingStream(io.BytesIO):
 def test_oversize_with_content_length_is_413_without_reading(settings):
     body = b"x" * (300 * 1024)
     stream = CountingStream(body)
-    started = time.perf_counter()
     response = webhook.notification_webhook(_raw_request(stream, str(len(body))), NOTIFY_TOKEN)
     assert response.status_code == 413
-    assert time.perf_counter() - started < 0.05
-    assert stream.bytes_read == 0
+    assert stream.bytes_read == 0  # refused on the header alone
     assert Notification.objects.count() == 0
 
 
