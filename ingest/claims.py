@@ -20,6 +20,7 @@ the rules are written here once:
 from __future__ import annotations
 
 import logging
+import traceback as traceback_module
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -99,8 +100,29 @@ def retry_delay(*, attempts: int, exc: BaseException) -> float:
     )
 
 
-def _excerpt(exc: BaseException) -> str:
+def error_excerpt(exc: BaseException) -> str:
+    """The part of an error message a row keeps (its `error`, an attempt's excerpt)."""
     return str(exc)[:500]
+
+
+def row_fail(
+    row: Any, *, reason: str, error: str, status: str | None = None, with_traceback: bool = False
+) -> str:
+    """Write the claimed row's final failure (FAILED unless `status` says REFUSED, SKIPPED...)
+    and log it once; `with_traceback` keeps the exception being handled on the row. Returns
+    the status written."""
+    status = status or type(row).Status.FAILED
+    row_save(
+        row,
+        status=status,
+        reason=reason,
+        error=error,
+        finished_at=timezone.now(),
+        traceback=traceback_module.format_exc()[-8000:] if with_traceback else "",
+        runner_task_id="",
+    )
+    logger.warning("%s %s %s: %s", row._meta.verbose_name, row.pk, status.lower(), reason)
+    return status
 
 
 def _requeue_on_commit(row: Any, requeue: Requeue, delay: float) -> None:
@@ -138,7 +160,7 @@ def row_retry(row: Any, *, exc: BaseException, requeue: Requeue) -> tuple[str, f
             row,
             status=type(row).Status.RETRYING,
             reason=reason,
-            error=_excerpt(exc),
+            error=error_excerpt(exc),
             next_attempt_at=timezone.now() + timedelta(seconds=delay),
             runner_task_id="",
         )
@@ -159,7 +181,7 @@ def row_budget_wait(
             row,
             status=type(row).Status.RETRYING,
             reason="budget_wait",
-            error=_excerpt(exc),
+            error=error_excerpt(exc),
             attempts=max(0, row.attempts - 1),
             next_attempt_at=exc.retry_at,
             runner_task_id="",

@@ -21,7 +21,6 @@ sweeper (`ingest.sweeper`) exactly as fetches are.
 from __future__ import annotations
 
 import logging
-import traceback as traceback_module
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,8 +43,10 @@ from ingest import publish
 from ingest.budget_plan import daily_request_mode
 from ingest.claims import (
     LeaseLost,
+    error_excerpt,
     row_budget_wait,
     row_claim,
+    row_fail,
     row_poison_check,
     row_retry,
     row_save,
@@ -205,10 +206,6 @@ def data_request_run(
         return DataRequestRunResult(status="LEASE_LOST", reason="lease_lost")
 
 
-def _excerpt(exc: BaseException) -> str:
-    return str(exc)[:500]
-
-
 def _run_claimed(row: DataRequest, *, now: datetime) -> DataRequestRunResult:
     if row_poison_check(row, now=now):
         return DataRequestRunResult(status=Status.POISONED, reason="poison_limit")
@@ -218,20 +215,21 @@ def _run_claimed(row: DataRequest, *, now: datetime) -> DataRequestRunResult:
     except BudgetExhausted as exc:
         return _budget_wait(row, now=now, exc=exc)
     except AuthorizationUnavailable as exc:
-        return _fail(row, reason=f"authorization_{exc.reason}"[:64], error=_excerpt(exc))
+        return _fail(row, reason=f"authorization_{exc.reason}"[:64], error=error_excerpt(exc))
     except CallForbidden as exc:
-        return _fail(row, reason=exc.reason, error=_excerpt(exc.error))
+        return _fail(row, reason=exc.reason, error=error_excerpt(exc.error))
     except (PgeTransientError, RateLimitTimeout, DatabaseError) as exc:
         return _retry_or_fail(row, exc=exc)
     except PgeAuthError as exc:
         return _fail(row, reason="invalid_grant" if exc.invalid_grant else "auth", error=str(exc))
     except PgeConfigurationError as exc:
-        return _fail(row, reason="configuration", error=_excerpt(exc))
+        return _fail(row, reason="configuration", error=error_excerpt(exc))
     except PgePermanentError as exc:
-        return _fail(row, reason=exc.code[:64] or "permanent", error=_excerpt(exc))
+        return _fail(row, reason=exc.code[:64] or "permanent", error=error_excerpt(exc))
     except Exception as exc:
         logger.exception("data request %s failed unexpectedly", row.pk)
-        return _fail(row, reason=f"error_{type(exc).__name__}"[:64], error=_excerpt(exc), tb=True)
+        reason = f"error_{type(exc).__name__}"[:64]
+        return _fail(row, reason=reason, error=error_excerpt(exc), tb=True)
     return _finish(row)
 
 
@@ -310,16 +308,7 @@ def _finish(row: DataRequest, **extra: object) -> DataRequestRunResult:
 def _fail(
     row: DataRequest, *, reason: str, error: str, status: str = Status.FAILED, tb: bool = False
 ) -> DataRequestRunResult:
-    row_save(
-        row,
-        status=status,
-        reason=reason,
-        error=error,
-        finished_at=timezone.now(),
-        traceback=traceback_module.format_exc()[-8000:] if tb else "",
-        runner_task_id="",
-    )
-    logger.warning("data request %s %s: %s", row.pk, status.lower(), reason)
+    row_fail(row, status=status, reason=reason, error=error, with_traceback=tb)
     return DataRequestRunResult(status=status, reason=reason)
 
 
@@ -338,6 +327,6 @@ def _retry_or_fail(row: DataRequest, *, exc: BaseException) -> DataRequestRunRes
     retried = row_retry(row, exc=exc, requeue=_requeue)
     if retried is None:
         reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
-        return _fail(row, reason="retries_exhausted", error=f"{reason}: {_excerpt(exc)}")
+        return _fail(row, reason="retries_exhausted", error=f"{reason}: {error_excerpt(exc)}")
     reason, delay = retried
     return DataRequestRunResult(status=Status.RETRYING, reason=reason, retry_in=delay)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback as traceback_module
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,15 +37,23 @@ from gascap.pge_settings import pge_client
 from ingest import publish, readings
 from ingest.claims import (
     LeaseLost,
+    error_excerpt,
     row_budget_wait,
     row_claim,
+    row_fail,
     row_poison_check,
     row_retry,
     row_save,
 )
 from ingest.fetch_rows import url_sha256
 from ingest.models import Fetch, FetchAttempt
-from ingest.pge_resources import ResourceRefused, fetch_kind, resource_parse, url_check
+from ingest.pge_resources import (
+    STARTS_REQUEST_REFUSAL,
+    ResourceRefused,
+    fetch_kind,
+    resource_parse,
+    url_check,
+)
 from ingest.readings import ImportResult
 from ingest.usage_point_binding import (
     DocumentRefused,
@@ -82,10 +89,6 @@ def _token_check(fetch: Fetch) -> None:
         raise _Failed("unsupported_resource", f"No token rule for a {fetch.kind} resource")
 
 
-def _excerpt(exc: BaseException) -> str:
-    return str(exc)[:500]
-
-
 _OUTCOMES: list[tuple[type[BaseException], str]] = [
     (PgeTransientError, FetchAttempt.Outcome.TRANSIENT),
     (RateLimitTimeout, FetchAttempt.Outcome.TRANSIENT),
@@ -114,7 +117,7 @@ def _http_get(fetch: Fetch, *, url: str, token: str):  # type: ignore[no-untyped
             status_code=getattr(exc, "status", None),
             outcome=outcome,
             error_code=str(getattr(exc, "code", ""))[:64],
-            error_excerpt=_excerpt(exc),
+            error_excerpt=error_excerpt(exc),
         )
         raise
     FetchAttempt.objects.create(
@@ -147,10 +150,10 @@ def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ign
             f"No usable authorization for subscription {fetch.subscription_id} ({reason})",
         ) from None
     except customer_services.CallForbidden as refused:
-        raise _Failed(refused.reason, _excerpt(refused.error)) from None
+        raise _Failed(refused.reason, error_excerpt(refused.error)) from None
     except PgeAuthError as exc:
         if exc.invalid_grant:
-            raise _Failed("invalid_grant", _excerpt(exc)) from None
+            raise _Failed("invalid_grant", error_excerpt(exc)) from None
         raise
 
 
@@ -168,7 +171,7 @@ def _resource_verdict(fetch: Fetch, *, now: datetime) -> FetchRunResult | None:
             fetch,
             now=now,
             reason=reason,
-            error=_excerpt(exc),
+            error=error_excerpt(exc),
             status=Fetch.Status.REFUSED,
             with_traceback=False,
         )
@@ -178,7 +181,7 @@ def _resource_verdict(fetch: Fetch, *, now: datetime) -> FetchRunResult | None:
             now=now,
             reason="no_correlation",
             status=Fetch.Status.SKIPPED,
-            error="A Batch URL without a correlationID starts a new request at PG&E",
+            error=STARTS_REQUEST_REFUSAL,
             with_traceback=False,
         )
     if resource.subscription_id != fetch.subscription_id or fetch_kind(resource) != fetch.kind:
@@ -262,7 +265,7 @@ def _document_ingest(  # type: ignore[no-untyped-def]
             if resource_parse(href).kind != "READING_TYPE":
                 raise ResourceRefused("unsupported_resource", "the link is not a ReadingType")
         except (PgeUrlRefused, ResourceRefused) as exc:
-            problems.append(f"ReadingType refused: {_excerpt(exc)}")
+            problems.append(f"ReadingType refused: {error_excerpt(exc)}")
             continue
         extra = _get_with_auth_retry(fetch, url=href, now=now)
         try:
@@ -306,14 +309,14 @@ def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
     except (PgeTransientError, RateLimitTimeout, DatabaseError) as exc:
         return _retry_or_fail(fetch, now=now, exc=exc)
     except PgeConfigurationError as exc:
-        return _fail(fetch, now=now, reason="configuration", error=_excerpt(exc))
+        return _fail(fetch, now=now, reason="configuration", error=error_excerpt(exc))
     except PgePermanentError as exc:
-        return _fail(fetch, now=now, reason=exc.code[:64], error=_excerpt(exc))
+        return _fail(fetch, now=now, reason=exc.code[:64], error=error_excerpt(exc))
     except PgeAuthError as exc:
-        return _fail(fetch, now=now, reason="auth", error=_excerpt(exc))
+        return _fail(fetch, now=now, reason="auth", error=error_excerpt(exc))
     except XmlRejected as exc:
         return _fail(
-            fetch, now=now, reason="parse_rejected", error=_excerpt(exc), with_traceback=True
+            fetch, now=now, reason="parse_rejected", error=error_excerpt(exc), with_traceback=True
         )
     except Exception as exc:
         logger.exception("fetch %s failed unexpectedly", fetch.pk)
@@ -321,7 +324,7 @@ def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
             fetch,
             now=now,
             reason=f"error_{type(exc).__name__}"[:64],
-            error=_excerpt(exc),
+            error=error_excerpt(exc),
             with_traceback=True,
         )
     _save_ingested(
@@ -360,16 +363,7 @@ def _fail(
     status: str = Fetch.Status.FAILED,
     with_traceback: bool = True,
 ) -> FetchRunResult:
-    row_save(
-        fetch,
-        status=status,
-        reason=reason,
-        error=error,
-        finished_at=timezone.now(),
-        traceback=traceback_module.format_exc()[-8000:] if with_traceback else "",
-        runner_task_id="",
-    )
-    logger.warning("fetch %s %s: %s", fetch.pk, status.lower(), reason)
+    row_fail(fetch, status=status, reason=reason, error=error, with_traceback=with_traceback)
     return FetchRunResult(status=status, reason=reason)
 
 
@@ -386,7 +380,7 @@ def _budget_wait(fetch: Fetch, *, now: datetime, exc: BudgetExhausted) -> FetchR
 def _retry_or_fail(fetch: Fetch, *, now: datetime, exc: BaseException) -> FetchRunResult:
     retried = row_retry(fetch, exc=exc, requeue=_requeue)
     if retried is None:
-        return _fail(fetch, now=now, reason="retries_exhausted", error=_excerpt(exc))
+        return _fail(fetch, now=now, reason="retries_exhausted", error=error_excerpt(exc))
     reason, delay = retried
     return FetchRunResult(status=Fetch.Status.RETRYING, reason=reason, retry_in=delay)
 
@@ -435,10 +429,10 @@ def fetch_record_answer(  # type: ignore[no-untyped-def]
     except _Failed as failed:
         _fail(fetch, now=now, reason=failed.reason, error=str(failed), status=failed.status)
     except XmlRejected as exc:
-        _fail(fetch, now=now, reason="parse_rejected", error=_excerpt(exc))
+        _fail(fetch, now=now, reason="parse_rejected", error=error_excerpt(exc))
     except Exception as exc:  # recorded on the row: the answer cannot be fetched again
         logger.exception("fetch %s: importing a data request's answer failed", fetch.pk)
-        _fail(fetch, now=now, reason=f"error_{type(exc).__name__}"[:64], error=_excerpt(exc))
+        _fail(fetch, now=now, reason=f"error_{type(exc).__name__}"[:64], error=error_excerpt(exc))
     else:
         _save_ingested(fetch, size=size, result=result, problems=problems)
     fetch.refresh_from_db()

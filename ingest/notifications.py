@@ -29,6 +29,7 @@ from ingest.fetch_rows import fetch_closed_record, fetch_open_or_create
 from ingest.models import Fetch, Notification
 from ingest.pge_resources import (
     NOTIFIED_KINDS,
+    STARTS_REQUEST_REFUSAL,
     ResourceRefused,
     fetch_kind,
     resource_parse,
@@ -274,7 +275,7 @@ def _resource_record(
             reason="no_correlation",
             now=now,
             subscription_id=resource.subscription_id,
-            error="A Batch URL without a correlationID starts a new request at PG&E",
+            error=STARTS_REQUEST_REFUSAL,
         )
         return "skipped"
     if kind == Fetch.Kind.AUTHORIZATION:

@@ -23,6 +23,7 @@ from gascap.pge.urls import UrlPolicy
 
 __all__ = [
     "NOTIFIED_KINDS",
+    "STARTS_REQUEST_REFUSAL",
     "ResourceRefused",
     "ResourceUrl",
     "fetch_kind",
@@ -37,6 +38,11 @@ __all__ = [
 NOTIFIED_KINDS = frozenset(
     {resources.BULK, resources.SUBSCRIPTION, resources.RESOURCE, resources.AUTHORIZATION}
 )
+
+# Why a Batch URL without a correlationID is recorded SKIPPED `no_correlation`, never fetched:
+# a GET there asks PG&E for new data (docs/pge-protocol.md, "Data APIs"). Checked when a
+# notification names it and again when a fetch row of it runs (a row made another way).
+STARTS_REQUEST_REFUSAL = "A Batch URL without a correlationID starts a new request at PG&E"
 
 # The Fetch.Kind a grammar kind is stored as (the synchronous UsagePoint batch is fetched with
 # the subscription's token like the subscription's own batch).

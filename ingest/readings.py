@@ -32,7 +32,7 @@ from ingest.models import (
     UsageSummary,
 )
 from ingest.readings_document import DocumentStore
-from ingest.readings_merge import MergeCounts, ReadingSink, reading_sink, series_lock
+from ingest.readings_merge import MergeBatch, MergeCounts, ReadingSink, reading_sink, series_lock
 from ingest.readings_overlap import OverlappedMerge
 from ingest.readings_resources import (
     reading_type_store,
@@ -226,13 +226,15 @@ def document_import(
         rest = {b: s for b, s in block_series.items() if b not in merged_early}
         early_series = overlap.merged_series if overlap is not None else set()
         counts = sink.merge(
-            block_series=rest,
-            block_updated={b.number: b.updated for b in doc.blocks if b.number in rest},
-            source_label=source_label,
-            now=now,
-            # A series a chunk has written to is no longer empty.
-            fresh_series=frozenset(store.fresh - early_series),
-            unique_rows=_unique_rows(doc.blocks, rest),
+            MergeBatch(
+                block_series=rest,
+                block_updated={b.number: b.updated for b in doc.blocks if b.number in rest},
+                source_label=source_label,
+                now=now,
+                # A series a chunk has written to is no longer empty.
+                fresh_series=frozenset(store.fresh - early_series),
+                unique_rows=_unique_rows(doc.blocks, rest),
+            )
         )
         if overlap is not None:
             counts = MergeCounts(

@@ -53,6 +53,23 @@ class MergeCounts:
     stale: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class MergeBatch:
+    """What a merge of the loaded rows needs beyond the rows: the same for both paths."""
+
+    block_series: dict[int, int]  # each loaded block's series
+    block_updated: dict[int, datetime | None]  # its entry's Atom `updated` (None: never stale)
+    source_label: str  # written on the revisions the merge appends
+    now: datetime
+    # Series created by this import: they hold no reading yet, so their rows need no
+    # comparison with stored ones.
+    fresh_series: frozenset[int] = frozenset()
+    unique_rows: int | None = None  # the document's distinct keys, when the import knows them
+    # PostgreSQL: the load's first and last start, its months' partitions already ensured by
+    # the caller (the overlapped merge does it on the import's thread); else found here.
+    bounds: tuple[datetime, datetime] | None = None
+
+
 class ReadingSink:
     """Collects a document's rows while it is parsed, merges them once series are known."""
 
@@ -72,19 +89,8 @@ class ReadingSink:
     def close_load(self) -> None:
         """End the load (COPY) before any other statement runs on the connection."""
 
-    def merge(
-        self,
-        *,
-        block_series: dict[int, int],
-        block_updated: dict[int, datetime | None],
-        source_label: str,
-        now: datetime,
-        fresh_series: frozenset[int] = frozenset(),
-        unique_rows: int | None = None,
-    ) -> MergeCounts:
-        """Merge the loaded rows. `block_updated` is each block's Atom `updated` (None:
-        unknown, never stale). `fresh_series` are series created by this import: they hold
-        no reading yet, so their rows need no comparison with stored ones."""
+    def merge(self, batch: MergeBatch) -> MergeCounts:
+        """Merge the loaded rows into the series `batch` names."""
         raise NotImplementedError
 
 
@@ -278,40 +284,28 @@ class PostgresSink(ReadingSink):
                 pass
             self._copy_cm = None
 
-    def merge(
-        self,
-        *,
-        block_series: dict[int, int],
-        block_updated: dict[int, datetime | None],
-        source_label: str,
-        now: datetime,
-        fresh_series: frozenset[int] = frozenset(),
-        unique_rows: int | None = None,
-        bounds: tuple[datetime, datetime] | None = None,
-    ) -> MergeCounts:
-        """`bounds`: the load's first and last start, its months' partitions ensured by the
-        caller (the overlapped merge does it on the import's thread); else done here."""
+    def merge(self, batch: MergeBatch) -> MergeCounts:
         self.close_load()
         cursor = self._cursor
         with self._raw.copy("COPY espi_block_series (block, series, updated) FROM STDIN") as copy:
-            for block, series in block_series.items():
-                copy.write_row((block, series, block_updated.get(block)))
+            for block, series in batch.block_series.items():
+                copy.write_row((block, series, batch.block_updated.get(block)))
         cursor.execute("ANALYZE espi_load")
         # The document's months exist (ingest.partitions); its first and last start bound
         # the reads of stored readings, so the planner opens only those months' partitions.
         first, last = (
-            bounds
+            batch.bounds
             or months_ensure_for_load(cursor, load_table="espi_load", connection=self.connection)
             or (None, None)
         )
         cursor.execute(_PG_LOCK_SERIES, {"namespace": SERIES_LOCK_NAMESPACE})
         cursor.execute(
-            _pg_merge_sql(fresh=bool(fresh_series), unique=unique_rows is not None),
+            _pg_merge_sql(fresh=bool(batch.fresh_series), unique=batch.unique_rows is not None),
             {
-                "label": source_label[:500],
-                "now": now,
-                "fresh": sorted(fresh_series),
-                "rows": unique_rows,
+                "label": batch.source_label[:500],
+                "now": batch.now,
+                "fresh": sorted(batch.fresh_series),
+                "rows": batch.unique_rows,
                 "first": first,
                 "last": last,
             },

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from gascap.pge.espi.records import ReadingRow
-from ingest.readings_merge import LOAD_COLUMNS, STALE_RECORDED, MergeCounts, ReadingSink
+from ingest.readings_merge import LOAD_COLUMNS, STALE_RECORDED, MergeBatch, MergeCounts, ReadingSink
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -84,16 +84,7 @@ class PortableSink(ReadingSink):
     def abort(self) -> None:
         self._pending = []
 
-    def merge(
-        self,
-        *,
-        block_series: dict[int, int],
-        block_updated: dict[int, datetime | None],
-        source_label: str,
-        now: datetime,
-        fresh_series: frozenset[int] = frozenset(),
-        unique_rows: int | None = None,
-    ) -> MergeCounts:
+    def merge(self, batch: MergeBatch) -> MergeCounts:
         # SQLite has no per-series shortcut: every row goes through the one merge below.
         self._flush()
         cursor = self._cursor
@@ -103,8 +94,8 @@ class PortableSink(ReadingSink):
         cursor.executemany(
             "INSERT INTO espi_block_series (block, series, updated) VALUES (%s, %s, %s)",
             [
-                (block, series, adapt(block_updated.get(block)))
-                for block, series in block_series.items()
+                (block, series, adapt(batch.block_updated.get(block)))
+                for block, series in batch.block_series.items()
             ],
         )
         cursor.execute(
@@ -135,7 +126,7 @@ class PortableSink(ReadingSink):
             " (SELECT count(*) FROM espi_diff WHERE NOT is_new AND changed AND is_stale)"
         )
         distinct, new, updated, stale = cursor.fetchone()
-        cursor.execute(_SQLITE_REVISIONS, [source_label[:500], now])
+        cursor.execute(_SQLITE_REVISIONS, [batch.source_label[:500], batch.now])
         # `WHERE NOT is_stale` also resolves SQLite's parsing ambiguity of
         # INSERT … SELECT … ON CONFLICT (a WHERE clause is required there).
         cursor.execute(

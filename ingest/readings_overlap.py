@@ -55,7 +55,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from gascap.pge.espi.records import BlockRef, EspiDocument, ReadingRow, Series
 from ingest.partitions import MAX_DOCUMENT_MONTHS, month_of, months_between, months_ensure
 from ingest.readings_document import DocumentStore
-from ingest.readings_merge import MergeCounts, PostgresSink
+from ingest.readings_merge import MergeBatch, MergeCounts, PostgresSink
 
 
 def _derived_usage_point(mr_href: str, up_link: str | None) -> str:
@@ -242,17 +242,19 @@ class OverlappedMerge:
                     for block, rows in chunk.items:
                         sink.add(block.number, rows)
                     counts = sink.merge(
-                        block_series=chunk.block_series,
-                        block_updated={
-                            block.number: block.updated
-                            for block, _rows in chunk.items
-                            if block.number in chunk.block_series
-                        },
-                        source_label=self.source_label,
-                        now=self.now,
-                        fresh_series=chunk.fresh,
-                        unique_rows=chunk.unique_rows,
-                        bounds=chunk.bounds,
+                        MergeBatch(
+                            block_series=chunk.block_series,
+                            block_updated={
+                                block.number: block.updated
+                                for block, _rows in chunk.items
+                                if block.number in chunk.block_series
+                            },
+                            source_label=self.source_label,
+                            now=self.now,
+                            fresh_series=chunk.fresh,
+                            unique_rows=chunk.unique_rows,
+                            bounds=chunk.bounds,
+                        )
                     )
                 self.counts.new += counts.new
                 self.counts.updated += counts.updated

@@ -15,6 +15,20 @@ from ingest import publish
 from ingest.models import DataRequest, Fetch, Notification
 
 
+def _run_again(model: type[Fetch] | type[DataRequest]) -> dict[str, Any]:
+    """A replayed row's run fields: PENDING with no attempts and no trace of the last run, as
+    if it had just been created (its poison limit counts afresh)."""
+    return {
+        "status": model.Status.PENDING,
+        "attempts": 0,
+        "reason": "",
+        "error": "",
+        "traceback": "",
+        "runner_task_id": "",
+        "next_attempt_at": None,
+    }
+
+
 def notifications_replay(*, notification_ids: list[int]) -> int:
     """Operator replay: FAILED/POISONED/REJECTED/PROCESSED rows back to RECEIVED and queued.
 
@@ -52,15 +66,7 @@ def fetches_replay(*, fetch_ids: list[int]) -> int:
             url_sha256=fetch.url_sha256, status__in=Fetch.OPEN_STATUSES
         ).exists():
             continue
-        Fetch.objects.filter(pk=fetch.pk, status=fetch.status).update(
-            status=Fetch.Status.PENDING,
-            attempts=0,
-            reason="",
-            error="",
-            traceback="",
-            runner_task_id="",
-            next_attempt_at=None,
-        )
+        Fetch.objects.filter(pk=fetch.pk, status=fetch.status).update(**_run_again(Fetch))
         publish.fetch_enqueue(fetch_id=fetch.pk)
         count += 1
     return count
@@ -84,15 +90,7 @@ def data_requests_replay(*, data_request_ids: list[int]) -> int:
             progress = {"requested_until": None, "windows": 0, "answers": []}
         with transaction.atomic():
             if DataRequest.objects.filter(pk=row.pk, status=row.status).update(
-                status=DataRequest.Status.PENDING,
-                attempts=0,
-                reason="",
-                error="",
-                traceback="",
-                runner_task_id="",
-                next_attempt_at=None,
-                finished_at=None,
-                **progress,
+                **_run_again(DataRequest), finished_at=None, **progress
             ):
                 row_id = row.pk
                 transaction.on_commit(

@@ -78,8 +78,8 @@ def _faulty_sink(monkeypatch, *, fail_after_rows: int | None = None, after_merge
             if fail_after_rows is not None and sink.rows_loaded >= fail_after_rows:
                 raise InjectedFault(f"after {sink.rows_loaded} rows")
 
-        def merge_then_fail(**kwargs):
-            counts = merge(**kwargs)
+        def merge_then_fail(batch):
+            counts = merge(batch)
             raise InjectedFault(f"after the merge wrote {counts}")
 
         sink.add = add_then_maybe_fail
