@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import traceback as traceback_module
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -41,6 +42,15 @@ logger = logging.getLogger(__name__)
 Requeue = Callable[[int, float], object]
 
 RowT = TypeVar("RowT", bound=Model)
+
+
+@dataclass
+class RunResult:
+    """What one run of a row did: the status it left, why, and (RETRYING) when it runs again."""
+
+    status: str
+    reason: str = ""
+    retry_in: float | None = None
 
 
 class LeaseLost(Exception):
@@ -107,10 +117,9 @@ def error_excerpt(exc: BaseException) -> str:
 
 def row_fail(
     row: Any, *, reason: str, error: str, status: str | None = None, with_traceback: bool = False
-) -> str:
+) -> RunResult:
     """Write the claimed row's final failure (FAILED unless `status` says REFUSED, SKIPPED...)
-    and log it once; `with_traceback` keeps the exception being handled on the row. Returns
-    the status written."""
+    and log it once; `with_traceback` keeps the exception being handled on the row."""
     status = status or type(row).Status.FAILED
     row_save(
         row,
@@ -122,7 +131,7 @@ def row_fail(
         runner_task_id="",
     )
     logger.warning("%s %s %s: %s", row._meta.verbose_name, row.pk, status.lower(), reason)
-    return status
+    return RunResult(status=status, reason=reason)
 
 
 def _requeue_on_commit(row: Any, requeue: Requeue, delay: float) -> None:
@@ -147,13 +156,25 @@ def row_poison_check(row: Any, *, now: datetime) -> bool:
     return True
 
 
-def row_retry(row: Any, *, exc: BaseException, requeue: Requeue) -> tuple[str, float] | None:
-    """A transient failure of the claimed row's run: RETRYING with backoff and re-queued, and
-    (reason, delay) returned; None when its attempts reached GASCAP_INGEST_POISON_LIMIT (the
-    caller fails it `retries_exhausted`)."""
+def row_retry(
+    row: Any,
+    *,
+    exc: BaseException,
+    requeue: Requeue,
+    exhausted_error: str,
+    with_traceback: bool = False,
+) -> RunResult:
+    """A transient failure of the claimed row's run: RETRYING with backoff and re-queued; once
+    its attempts reached GASCAP_INGEST_POISON_LIMIT, FAILED `retries_exhausted` with
+    `exhausted_error` (`row_fail`)."""
     reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
     if row.attempts >= int(settings.GASCAP_INGEST_POISON_LIMIT):
-        return None
+        return row_fail(
+            row,
+            reason="retries_exhausted",
+            error=exhausted_error,
+            with_traceback=with_traceback,
+        )
     delay = retry_delay(attempts=row.attempts, exc=exc)
     with transaction.atomic():
         row_save(
@@ -166,15 +187,15 @@ def row_retry(row: Any, *, exc: BaseException, requeue: Requeue) -> tuple[str, f
         )
         _requeue_on_commit(row, requeue, delay)
     logger.info("%s: transient %s, retry %s in %.1fs", row, reason, row.attempts, delay)
-    return reason, delay
+    return RunResult(status=type(row).Status.RETRYING, reason=reason, retry_in=delay)
 
 
 def row_budget_wait(
     row: Any, *, now: datetime, exc: BudgetExhausted, requeue: Requeue, work: str
-) -> float:
+) -> RunResult:
     """The PG&E call budget refused the run: RETRYING `budget_wait` until its window opens
     (`next_attempt_at`), re-queued for then. Not a failure — the run does not count towards
-    the poison limit. Counted as a wait of `work` (`manage.py pge_budget`). Returns the delay."""
+    the poison limit. Counted as a wait of `work` (`manage.py pge_budget`)."""
     delay = budget_wait_countdown(exc=exc, now=now)
     with transaction.atomic():
         row_save(
@@ -188,4 +209,4 @@ def row_budget_wait(
         )
         _requeue_on_commit(row, requeue, delay)
     budget_wait_record(work=work, exc=exc, now=now)
-    return delay
+    return RunResult(status=type(row).Status.RETRYING, reason="budget_wait", retry_in=delay)

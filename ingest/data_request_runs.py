@@ -21,7 +21,6 @@ sweeper (`ingest.sweeper`) exactly as fetches are.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +42,7 @@ from ingest import publish
 from ingest.budget_plan import daily_request_mode
 from ingest.claims import (
     LeaseLost,
+    RunResult,
     error_excerpt,
     row_budget_wait,
     row_claim,
@@ -63,13 +63,6 @@ from ops.log_context import log_context_set
 logger = logging.getLogger(__name__)
 
 Status = DataRequest.Status
-
-
-@dataclass
-class DataRequestRunResult:
-    status: str
-    reason: str = ""
-    retry_in: float | None = None
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -190,36 +183,37 @@ def daily_data_requests_open(*, now: datetime) -> tuple[str, int]:
 
 def data_request_run(
     *, data_request_id: int, now: datetime, task_id: str | None = None
-) -> DataRequestRunResult:
+) -> RunResult:
     """Run data request `data_request_id` once (see the module docstring)."""
     row = row_claim(DataRequest, pk=data_request_id, now=now, task_id=task_id)
     if row is None:
         current = DataRequest.objects.filter(pk=data_request_id).values_list("status", flat=True)
-        return DataRequestRunResult(
-            status=current[0] if current else "MISSING", reason="not_claimed"
-        )
+        return RunResult(status=current[0] if current else "MISSING", reason="not_claimed")
     log_context_set(subscription_id=row.subscription_id)
     try:
         return _run_claimed(row, now=now)
     except LeaseLost:
         logger.warning("data request %s: lease lost to a take-over; outcome not recorded", row.pk)
-        return DataRequestRunResult(status="LEASE_LOST", reason="lease_lost")
+        return RunResult(status="LEASE_LOST", reason="lease_lost")
 
 
-def _run_claimed(row: DataRequest, *, now: datetime) -> DataRequestRunResult:
+def _run_claimed(row: DataRequest, *, now: datetime) -> RunResult:
     if row_poison_check(row, now=now):
-        return DataRequestRunResult(status=Status.POISONED, reason="poison_limit")
+        return RunResult(status=Status.POISONED, reason="poison_limit")
     try:
         with call_priority(Priority.SCHEDULED):
             _ask(row, now=now)
     except BudgetExhausted as exc:
-        return _budget_wait(row, now=now, exc=exc)
+        work = "bulk_request" if row.kind == DataRequest.Kind.BULK else "data_request"
+        return row_budget_wait(row, now=now, exc=exc, requeue=_requeue, work=work)
     except AuthorizationUnavailable as exc:
         return _fail(row, reason=f"authorization_{exc.reason}"[:64], error=error_excerpt(exc))
     except CallForbidden as exc:
         return _fail(row, reason=exc.reason, error=error_excerpt(exc.error))
     except (PgeTransientError, RateLimitTimeout, DatabaseError) as exc:
-        return _retry_or_fail(row, exc=exc)
+        code = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
+        error = f"{code}: {error_excerpt(exc)}"
+        return row_retry(row, exc=exc, requeue=_requeue, exhausted_error=error)
     except PgeAuthError as exc:
         return _fail(row, reason="invalid_grant" if exc.invalid_grant else "auth", error=str(exc))
     except PgeConfigurationError as exc:
@@ -277,7 +271,7 @@ def _ask(row: DataRequest, *, now: datetime) -> None:
     )
 
 
-def _finish(row: DataRequest, **extra: object) -> DataRequestRunResult:
+def _finish(row: DataRequest, **extra: object) -> RunResult:
     """Every window answered: REQUESTED when all were 202, else by the answers' fetch rows."""
     inline = [a for a in row.answers if a.get("status") != 202]
     failed = [a for a in inline if a.get("outcome") != Fetch.Status.INGESTED]
@@ -302,31 +296,14 @@ def _finish(row: DataRequest, **extra: object) -> DataRequestRunResult:
         **extra,
     )
     logger.info("data request %s %s: %s window(s)", row.pk, status.lower(), row.windows)
-    return DataRequestRunResult(status=status)
+    return RunResult(status=status)
 
 
 def _fail(
     row: DataRequest, *, reason: str, error: str, status: str = Status.FAILED, tb: bool = False
-) -> DataRequestRunResult:
-    row_fail(row, status=status, reason=reason, error=error, with_traceback=tb)
-    return DataRequestRunResult(status=status, reason=reason)
+) -> RunResult:
+    return row_fail(row, status=status, reason=reason, error=error, with_traceback=tb)
 
 
 def _requeue(data_request_id: int, delay: float) -> bool:
     return publish.data_request_enqueue(data_request_id=data_request_id, countdown=delay)
-
-
-def _budget_wait(row: DataRequest, *, now: datetime, exc: BudgetExhausted) -> DataRequestRunResult:
-    """The call budget is used for now: wait for its next window (`row_budget_wait`)."""
-    work = "bulk_request" if row.kind == DataRequest.Kind.BULK else "data_request"
-    delay = row_budget_wait(row, now=now, exc=exc, requeue=_requeue, work=work)
-    return DataRequestRunResult(status=Status.RETRYING, reason="budget_wait", retry_in=delay)
-
-
-def _retry_or_fail(row: DataRequest, *, exc: BaseException) -> DataRequestRunResult:
-    retried = row_retry(row, exc=exc, requeue=_requeue)
-    if retried is None:
-        reason = str(getattr(exc, "code", "") or type(exc).__name__)[:64]
-        return _fail(row, reason="retries_exhausted", error=f"{reason}: {error_excerpt(exc)}")
-    reason, delay = retried
-    return DataRequestRunResult(status=Status.RETRYING, reason=reason, retry_in=delay)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DatabaseError
@@ -37,6 +36,7 @@ from gascap.pge_settings import pge_client
 from ingest import publish, readings
 from ingest.claims import (
     LeaseLost,
+    RunResult,
     error_excerpt,
     row_budget_wait,
     row_claim,
@@ -64,13 +64,6 @@ from ingest.usage_point_binding import (
 from ops.log_context import log_context_set
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class FetchRunResult:
-    status: str
-    reason: str = ""
-    retry_in: float | None = None
 
 
 class _Failed(Exception):
@@ -157,7 +150,7 @@ def _get_with_auth_retry(fetch: Fetch, *, url: str, now: datetime):  # type: ign
         raise
 
 
-def _resource_verdict(fetch: Fetch, *, now: datetime) -> FetchRunResult | None:
+def _resource_verdict(fetch: Fetch, *, now: datetime) -> RunResult | None:
     """The row's URL checked again, before any token is chosen (the row may have been made
     before today's rules, edited or replayed): refused outside the grammar or when the row's
     subscription is not the one the URL names (threat T3); skipped when a GET would start a
@@ -276,12 +269,12 @@ def _document_ingest(  # type: ignore[no-untyped-def]
     return size, result, problems
 
 
-def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> FetchRunResult:
+def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> RunResult:
     """Run fetch `fetch_id` once (see the module docstring). Returns what happened."""
     fetch = row_claim(Fetch, pk=fetch_id, now=now, task_id=task_id)
     if fetch is None:
         current = Fetch.objects.filter(pk=fetch_id).values_list("status", flat=True)
-        return FetchRunResult(status=current[0] if current else "MISSING", reason="not_claimed")
+        return RunResult(status=current[0] if current else "MISSING", reason="not_claimed")
     log_context_set(fetch_id=fetch.pk, subscription_id=fetch.subscription_id)
     try:
         return _run_claimed(fetch, now=now)
@@ -289,12 +282,12 @@ def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> Fe
         # Taken for dead (silent past GASCAP_WORKER_HEARTBEAT_STALE) and taken over: the run
         # holding the row now records the outcome; the readings import is idempotent.
         logger.warning("fetch %s: lease lost to a take-over; outcome not recorded", fetch.pk)
-        return FetchRunResult(status="LEASE_LOST", reason="lease_lost")
+        return RunResult(status="LEASE_LOST", reason="lease_lost")
 
 
-def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
+def _run_claimed(fetch: Fetch, *, now: datetime) -> RunResult:
     if row_poison_check(fetch, now=now):
-        return FetchRunResult(status=Fetch.Status.POISONED, reason="poison_limit")
+        return RunResult(status=Fetch.Status.POISONED, reason="poison_limit")
     verdict = _resource_verdict(fetch, now=now)
     if verdict is not None:
         return verdict
@@ -303,11 +296,17 @@ def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
         with call_priority(Priority.NOTIFIED if fetch.notification_id else Priority.SCHEDULED):
             size, result, problems = _import(fetch, now=now)
     except BudgetExhausted as exc:
-        return _budget_wait(fetch, now=now, exc=exc)
+        return row_budget_wait(fetch, now=now, exc=exc, requeue=_requeue, work="fetch")
     except _Failed as failed:
         return _fail(fetch, now=now, reason=failed.reason, error=str(failed), status=failed.status)
     except (PgeTransientError, RateLimitTimeout, DatabaseError) as exc:
-        return _retry_or_fail(fetch, now=now, exc=exc)
+        return row_retry(
+            fetch,
+            exc=exc,
+            requeue=_requeue,
+            exhausted_error=error_excerpt(exc),
+            with_traceback=True,
+        )
     except PgeConfigurationError as exc:
         return _fail(fetch, now=now, reason="configuration", error=error_excerpt(exc))
     except PgePermanentError as exc:
@@ -331,7 +330,7 @@ def _run_claimed(fetch: Fetch, *, now: datetime) -> FetchRunResult:
         fetch, size=size, result=result, problems=problems, traceback="", runner_task_id=""
     )
     logger.info("fetch %s ingested: %s", fetch.pk, result.summary_line())
-    return FetchRunResult(status=Fetch.Status.INGESTED)
+    return RunResult(status=Fetch.Status.INGESTED)
 
 
 def _save_ingested(
@@ -362,27 +361,12 @@ def _fail(
     error: str,
     status: str = Fetch.Status.FAILED,
     with_traceback: bool = True,
-) -> FetchRunResult:
-    row_fail(fetch, status=status, reason=reason, error=error, with_traceback=with_traceback)
-    return FetchRunResult(status=status, reason=reason)
+) -> RunResult:
+    return row_fail(fetch, status=status, reason=reason, error=error, with_traceback=with_traceback)
 
 
 def _requeue(fetch_id: int, delay: float) -> bool:
     return publish.fetch_enqueue(fetch_id=fetch_id, countdown=delay)
-
-
-def _budget_wait(fetch: Fetch, *, now: datetime, exc: BudgetExhausted) -> FetchRunResult:
-    """The call budget is used for now: wait for the next window (`row_budget_wait`)."""
-    delay = row_budget_wait(fetch, now=now, exc=exc, requeue=_requeue, work="fetch")
-    return FetchRunResult(status=Fetch.Status.RETRYING, reason="budget_wait", retry_in=delay)
-
-
-def _retry_or_fail(fetch: Fetch, *, now: datetime, exc: BaseException) -> FetchRunResult:
-    retried = row_retry(fetch, exc=exc, requeue=_requeue)
-    if retried is None:
-        return _fail(fetch, now=now, reason="retries_exhausted", error=error_excerpt(exc))
-    reason, delay = retried
-    return FetchRunResult(status=Fetch.Status.RETRYING, reason=reason, retry_in=delay)
 
 
 def fetch_record_answer(  # type: ignore[no-untyped-def]
