@@ -24,7 +24,7 @@ from django.db.models import Max
 from customers import services as customer_services
 from customers.models import Authorization
 from gascap.pge_settings import pge_client
-from ingest.fetches import fetch_record_answer
+from ingest.fetch_documents import fetch_record_answer
 from ingest.models import Fetch, IntervalReading
 
 logger = logging.getLogger(__name__)
