@@ -25,12 +25,9 @@ from django.utils.html import format_html
 
 from customers.authorization_sync import authorization_revoke
 from customers.models import Authorization, ClientToken, Customer, SubscriptionUsagePoint
+from customers.publish import subscription_request_enqueue
 from customers.scope import scope_describe
-from customers.services import (
-    AuthorizationUnavailable,
-    authorization_refresh,
-    subscription_request_enqueue,
-)
+from customers.tokens import AuthorizationUnavailable, authorization_refresh
 from gascap.pge.errors import PgeError
 from gascap.pge.gate import BudgetExhausted
 

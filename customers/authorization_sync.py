@@ -4,7 +4,7 @@ poll of the Authorization feed (consent changes may never be notified).
 
 What ends a consent (docs/pge-protocol.md, "Data APIs"): PG&E's `status` 0 (revoked) or 2
 (denied), its `authorizedPeriod` (start + duration) lying in the past, or a refresh answering
-`invalid_grant` (customers/services.py). The Authorization's `expires_at` is the *access
+`invalid_grant` (customers/tokens.py). The Authorization's `expires_at` is the *access
 token's* expiry (ESPI: "Expiration period for the access token"; PG&E's 2015 sample has status
 1 and an `expires_at` two months before the entry was written): it is kept for display and
 never ends a consent — reading it as the consent's end would erase every customer's tokens on
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from customers import services
+from customers import tokens
 from customers.consent_events import consent_status_event
 from customers.models import Authorization, SubscriptionUsagePoint
-from customers.services import client_access_token
+from customers.tokens import client_access_token
 from gascap.pge.errors import PgeError
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def authorization_revoke(*, authorization_id: int, now: datetime) -> Authorizati
     authorization = Authorization.objects.get(pk=authorization_id)
     if authorization.subscription_id and authorization.status != Status.REVOKED:
         token = client_access_token(now=now)
-        services.pge_client().authorization_delete(
+        tokens.pge_client().authorization_delete(
             subscription_id=authorization.subscription_id, client_token=token
         )
     with transaction.atomic():
@@ -133,7 +133,7 @@ def authorization_revoke(*, authorization_id: int, now: datetime) -> Authorizati
 def authorizations_poll(*, now: datetime) -> dict[str, int]:
     """Read PG&E's Authorization feed with the client token and apply each entry we know."""
     token = client_access_token(now=now)
-    infos = services.pge_client().authorizations_list(client_token=token)
+    infos = tokens.pge_client().authorizations_list(client_token=token)
     counts = {"seen": len(infos), "applied": 0, "unknown": 0, "failed": 0}
     for info in infos:
         with transaction.atomic():

@@ -13,12 +13,13 @@ from datetime import datetime
 from django.conf import settings
 from django.db import transaction
 
-from customers import services
+from customers import tokens
 from customers.authorization_sync import authorization_apply_info
 from customers.consent_events import consent_status_event
 from customers.consent_sessions import customer_for_external_id
 from customers.models import Authorization, ConsentState, Customer
-from customers.services import client_access_token, subscription_request_enqueue
+from customers.publish import subscription_request_enqueue
+from customers.tokens import client_access_token
 from gascap.pge.errors import PgeError, PgePermanentError
 from gascap.pge.gate import BudgetExhausted, Priority, call_priority
 
@@ -75,7 +76,7 @@ def consent_complete(
 def _consent_complete(
     *, state: ConsentState, code: str, now: datetime, sleep: Callable[[float], None]
 ) -> Authorization:
-    client = services.pge_client()
+    client = tokens.pge_client()
     try:
         answer = client.exchange_code(
             code=code, redirect_uri=settings.GASCAP_PGE_REDIRECT_URI, now=now
@@ -155,7 +156,7 @@ def authorization_fetch_after_consent(
         if attempt:
             sleep(delay)
         try:
-            info = services.pge_client().authorization_get(
+            info = tokens.pge_client().authorization_get(
                 subscription_id=authorization.subscription_id,
                 client_token=client_access_token(now=now),
             )

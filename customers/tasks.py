@@ -1,6 +1,6 @@
 """Periodic customer tasks (their beat schedules are in `gascap/schedules.py`). Tasks take no
 tokens. There is no token-refresh sweep: customer tokens are refreshed when work needs one
-(`customers.services.access_token_for_subscription`), which spends PG&E calls only then."""
+(`customers.tokens.access_token_for_subscription`), which spends PG&E calls only then."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from customers import services
+from customers import tokens
 from customers.consent import ConsentFailed, consent_complete
 from customers.consent_sessions import (
     ConsentSessionRejected,
@@ -97,7 +97,7 @@ def _start(request: HttpRequest, *, source: str) -> HttpResponse:
         next_path=request.GET.get("next"),
         source=source,
     )
-    return HttpResponseRedirect(services.pge_client().authorize_url(state=state))
+    return HttpResponseRedirect(tokens.pge_client().authorize_url(state=state))
 
 
 @require_GET
@@ -122,7 +122,7 @@ def consent_session_start(request: HttpRequest, token: str) -> HttpResponse:
     state = consent_state_create(
         session=request.session, now=now, source="session", consent_session=session
     )
-    return HttpResponseRedirect(services.pge_client().authorize_url(state=state))
+    return HttpResponseRedirect(tokens.pge_client().authorize_url(state=state))
 
 
 def _to_app(

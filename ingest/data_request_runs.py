@@ -27,9 +27,10 @@ from typing import Any
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
+from customers.authorized_calls import CallForbidden
 from customers.models import Authorization
 from customers.selectors import active_authorizations
-from customers.services import AuthorizationUnavailable, CallForbidden
+from customers.tokens import AuthorizationUnavailable
 from gascap.pge.errors import (
     PgeAuthError,
     PgeConfigurationError,

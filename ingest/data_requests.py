@@ -1,6 +1,6 @@
 """Asking PG&E for data: the asynchronous Subscription request (PG&E answers 202 and notifies)
 and the Bulk request, window by window, with the one rule for a refused token
-(`customers.services.pge_call_authorized`), and the answer recorded (a 200 carrying the data
+(`customers.authorized_calls.pge_call_authorized`), and the answer recorded (a 200 carrying the data
 is imported as a fetch row). The `DataRequest` rows that make these calls retryable and
 visible are `ingest.data_request_runs`; the gap audit is `ingest.gap_audit`.
 
@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Max
 
-from customers import services as customer_services
+from customers import authorized_calls, tokens
 from customers.models import Authorization
 from gascap.pge_settings import pge_client
 from ingest.fetch_documents import fetch_record_answer
@@ -103,7 +103,7 @@ def subscription_windows_ask(
     Raises AuthorizationUnavailable, CallForbidden, BudgetExhausted or PgeError."""
     client = pge_client()
     for window_start, window_end in request_windows(start=start, end=end):
-        answer = customer_services.pge_call_authorized(
+        answer = authorized_calls.pge_call_authorized(
             lambda token, ws=window_start, we=window_end: client.request_subscription_async(
                 subscription_id=subscription_id,
                 published_min=ws,
@@ -137,7 +137,7 @@ def subscription_data_request(
     authorization = Authorization.objects.get(pk=authorization_id)
     sid = authorization.subscription_id or ""
     if not sid:
-        raise customer_services.AuthorizationUnavailable("pending", None)
+        raise tokens.AuthorizationUnavailable("pending", None)
     report = RequestReport(subscription_id=sid)
 
     def answered(window_start: datetime, window_end: datetime, answer: Any, _: Any) -> None:
@@ -178,7 +178,7 @@ def bulk_window_ask(
     """One Batch/Bulk request for every consent over [start, end), with the client token (by
     the same refused-token rule); PG&E's answer and the fetch row of a non-202 answer."""
     client = pge_client()
-    answer = customer_services.pge_call_authorized(
+    answer = authorized_calls.pge_call_authorized(
         lambda token: client.request_bulk(
             bulk_id=settings.GASCAP_PGE_THIRD_PARTY_ID,
             published_min=start,

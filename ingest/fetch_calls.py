@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from customers import services as customer_services
+from customers import authorized_calls, tokens
 from gascap.pge.errors import (
     PgeAuthError,
     PgeConfigurationError,
@@ -91,19 +91,19 @@ def fetch_get(fetch: Fetch, *, url: str, now: datetime):  # type: ignore[no-unty
     retry once, report); each HTTP call is one attempt row."""
     _token_check(fetch)
     try:
-        return customer_services.pge_call_authorized(
+        return authorized_calls.pge_call_authorized(
             lambda token: _http_get(fetch, url=url, token=token),
             subscription_id=fetch.subscription_id,
             url=url,
             now=now,
         )
-    except customer_services.AuthorizationUnavailable as exc:
+    except tokens.AuthorizationUnavailable as exc:
         reason = str(getattr(exc, "reason", "") or "unknown_subscription")
         raise FetchFailed(
             "unknown_subscription" if "unknown" in reason else f"authorization_{reason}"[:64],
             f"No usable authorization for subscription {fetch.subscription_id} ({reason})",
         ) from None
-    except customer_services.CallForbidden as refused:
+    except authorized_calls.CallForbidden as refused:
         raise FetchFailed(refused.reason, error_excerpt(refused.error)) from None
     except PgeAuthError as exc:
         if exc.invalid_grant:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from customers import services as customer_services
+from customers import usage_point_kinds
 from gascap.pge.errors import PgeUrlRefused
 from gascap.pge.safexml import XmlRejected
 from ingest import readings
@@ -39,7 +39,7 @@ def _service_kinds_record(result: ImportResult) -> None:
             kinds = by_authorization.setdefault(stored.authorization_id, {})
             kinds[stored.usage_point_id] = stored.service_kind
     # All of a Bulk document's authorizations at once (500 of them: docs/scale.md).
-    customer_services.subscription_usage_points_record_kinds_many(kinds=by_authorization)
+    usage_point_kinds.subscription_usage_points_record_kinds_many(kinds=by_authorization)
 
 
 def _binding(fetch: Fetch) -> UsagePointBinding:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Authorization, SubscriptionUsagePoint
-from customers.services import subscription_usage_points_record_kinds
+from customers.usage_point_kinds import subscription_usage_points_record_kinds
 from tests.builders import staff_client
 from tests.customers.conftest import SUBSCRIPTION_ID, authorization_make
 

@@ -9,8 +9,8 @@ import responses
 
 from customers.authorization_sync import authorization_revoke, authorizations_poll
 from customers.models import Authorization
-from customers.services import AuthorizationUnavailable, access_token_for_subscription
 from customers.tasks import authorizations_poll_task
+from customers.tokens import AuthorizationUnavailable, access_token_for_subscription
 from tests.customers.conftest import (
     API_BASE,
     NOW,

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from customers.models import Authorization
-from customers.services import access_token_for_subscription
+from customers.tokens import access_token_for_subscription
 from tests.customers.conftest import (
     NOW,
     REFRESH_TOKEN,
@@ -91,7 +91,7 @@ def test_twenty_concurrent_refreshes_make_one_token_request(fake_pge, pge_http, 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_client_token_requests_make_one(fake_pge, pge_http):
-    from customers.services import client_access_token
+    from customers.tokens import client_access_token
     from tests.customers.conftest import CLIENT_TOKEN_JSON
 
     calls = []

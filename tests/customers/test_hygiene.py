@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from customers.models import Authorization
-from customers.services import access_token_for_subscription
+from customers.tokens import access_token_for_subscription
 from gascap.celery import app as celery_app
 from tests.customers.conftest import ACCESS_TOKEN, NOW, REFRESH_TOKEN, SUBSCRIPTION_ID
 from tests.customers.test_consent_state import callback, consent_start

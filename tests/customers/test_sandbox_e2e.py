@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from customers.authorization_sync import authorization_revoke, authorizations_poll
 from customers.models import Authorization
-from customers.services import (
+from customers.tokens import (
     AuthorizationUnavailable,
     access_token_for_subscription,
     client_access_token,

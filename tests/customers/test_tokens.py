@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from customers.authorized_calls import authorization_report_forbidden
 from customers.models import Authorization, ClientToken
 from customers.selectors import active_authorizations
-from customers.services import (
+from customers.tokens import (
     AuthorizationUnavailable,
     access_token_for_subscription,
-    authorization_report_forbidden,
     client_access_token,
 )
 from gascap.pge.errors import PgeTransientError
@@ -144,11 +144,11 @@ def test_no_sweep_refreshes_tokens_only_work_does(pge, customer):
     """Issue 10 §2: the every-2-minutes sweep spent ~24 refreshes per customer a day. The
     retired task (kept under its name for stale beat rows) calls nothing at PG&E, and a
     token is refreshed when work asks for it."""
-    import customers.services as services
+    from customers import tokens
     from customers.tasks import tokens_refresh_expiring_task
 
     authorization_make(customer=customer, expires_at=NOW + timedelta(seconds=60))
-    assert not hasattr(services, "tokens_refresh_expiring")
+    assert not hasattr(tokens, "tokens_refresh_expiring")
     tokens_refresh_expiring_task()
     assert pge.grants == []
     assert Authorization.objects.get().access_token == ACCESS_TOKEN

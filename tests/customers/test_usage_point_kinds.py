@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import Authorization, Customer, SubscriptionUsagePoint
-from customers.services import subscription_usage_points_record_kinds_many
+from customers.usage_point_kinds import subscription_usage_points_record_kinds_many
 from tests.builders import authorization_make, customer_make
 
 pytestmark = pytest.mark.django_db

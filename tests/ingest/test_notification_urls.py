@@ -325,7 +325,7 @@ def test_403_on_the_subscription_batch_ends_the_consent(
 
 
 def test_report_forbidden_ignores_urls_that_are_not_the_subscriptions_own(now, authorization):
-    from customers.services import authorization_report_forbidden
+    from customers.authorized_calls import authorization_report_forbidden
 
     for url in [
         f"{API_BASE}Subscription/{SID}/UsagePoint/{UPID}/UsageSummary",

@@ -17,7 +17,7 @@ def main(subscription_id: str, directory: Path, index: str) -> None:
     django.setup()
     from django.utils import timezone
 
-    from customers.services import AuthorizationUnavailable, access_token_for_subscription
+    from customers.tokens import AuthorizationUnavailable, access_token_for_subscription
 
     (directory / f"ready-{index}").touch()
     deadline = time.monotonic() + 60

@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from customers.authorization_sync import authorization_revoke
 from customers.models import Authorization
-from customers.services import authorization_mark_needs_reconsent
+from customers.tokens import authorization_mark_needs_reconsent
 from ingest.readings import document_import
 from tests.builders import authorization_make, customer_make
 from webhooks.delivery import deliveries_sweep, delivery_send
@@ -257,13 +257,13 @@ def test_consent_transitions_emit_consent_events(endpoint, published, monkeypatc
     authorization_mark_needs_reconsent(authorization=authorization, reason="invalid_grant", now=NOW)
     authorization.status = Authorization.Status.ACTIVE
     authorization.save()
-    from customers import services
+    from customers import tokens
 
     class NoPge:
         def authorization_delete(self, **kwargs):
             return None
 
-    monkeypatch.setattr(services, "pge_client", lambda: NoPge())
+    monkeypatch.setattr(tokens, "pge_client", lambda: NoPge())
     monkeypatch.setattr("customers.authorization_sync.client_access_token", lambda now: "t")
     authorization_revoke(authorization_id=authorization.pk, now=NOW)
     events = list(WebhookEvent.objects.order_by("pk"))

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from customers.models import Authorization
-from customers.services import AuthorizationUnavailable
+from customers.tokens import AuthorizationUnavailable
 from ingest import data_requests, fetches, gap_audit, publish, selectors
 
 

@@ -1,13 +1,14 @@
-"""The token lifecycle: customer and client-credentials tokens, refresh under a row lock,
-re-consent, revocation, the daily Authorization poll, and the first-data-request enqueue.
+"""The token lifecycle: customer and client-credentials tokens, refresh under a row lock, and
+the move to NEEDS_RECONSENT when PG&E refuses a refresh.
 
 Customer tokens are refreshed lazily, when work needs one (`access_token_for_subscription`),
 never by a sweep of all tokens: a refresh is a PG&E call, and PG&E's daily budget
 (docs/pge-protocol.md, "Rate limits") would not survive ~24 refreshes per customer a day.
 
-Contract used by ingest (docs/architecture.md): `pge_call_authorized` (the one 403 → refresh →
-retry → report rule), `access_token_for_subscription`, `client_access_token`,
-`authorization_report_forbidden`, `AuthorizationUnavailable`, `CallForbidden`.
+Used by ingest (docs/architecture.md): `access_token_for_subscription`, `client_access_token`,
+`AuthorizationUnavailable`; a call made with these tokens goes through
+`customers.authorized_calls.pge_call_authorized`. `pge_client()` is the customers' seam to the
+configured PG&E client.
 
 Rules (docs/reliability.md R6, tests 54-56):
 - Refresh holds `SELECT ... FOR UPDATE` on the authorization and re-checks the expiry after the
@@ -22,16 +23,14 @@ Rules (docs/reliability.md R6, tests 54-56):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
 from customers.consent_events import consent_status_event
-from customers.models import Authorization, ClientToken, SubscriptionUsagePoint
+from customers.models import Authorization, ClientToken
 from gascap.crashpoints import crash_point
 from gascap.pge.errors import PgeAuthError, PgeError
 from ops.metrics import token_refresh_record
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
     from gascap.pge.client import PgeClient
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 Status = Authorization.Status
 USABLE_STATUSES = (Status.ACTIVE,)
@@ -256,101 +254,6 @@ def access_token_for_subscription(
     return token
 
 
-def _subscription_root(*, url: str, subscription_id: str) -> bool:
-    """`url` is the subscription's own Batch resource on PG&E's configured API base
-    (`gascap.pge.resources.ResourceUrl.subscription_root`)."""
-    from gascap.pge.resources import ResourceRefused, resource_parse
-    from gascap.pge.urls import UrlPolicy
-
-    api_base = settings.GASCAP_PGE_API_BASE
-    policy = UrlPolicy(api_base=api_base, token_url=settings.GASCAP_PGE_TOKEN_URL)
-    if not policy.is_allowed(url):
-        return False
-    try:
-        resource = resource_parse(url, api_base=api_base)
-    except ResourceRefused:
-        return False
-    return resource.subscription_root and resource.subscription_id == subscription_id
-
-
-def authorization_report_forbidden(*, subscription_id: str, url: str, now: datetime) -> bool:
-    """PG&E answered 403 to a freshly refreshed token at `url`. Only the subscription's own
-    Batch resources (`Batch/Subscription/{SID}`, `.../UsagePoint/{UPID}`) prove the consent no
-    longer covers us: a 403 elsewhere may mean data outside the granted scope
-    (docs/pge-protocol.md), and a path a notification named must never end a consent.
-    Returns True when the authorization was moved to NEEDS_RECONSENT."""
-    if not _subscription_root(url=url, subscription_id=subscription_id):
-        logger.warning(
-            "403 for subscription %s on a resource that is not its own batch: consent kept",
-            subscription_id,
-        )
-        return False
-    with transaction.atomic():
-        authorization = (
-            Authorization.objects.select_for_update()
-            .filter(subscription_id=subscription_id)
-            .first()
-        )
-        if authorization is None or authorization.status != Status.ACTIVE:
-            return False
-        authorization_mark_needs_reconsent(
-            authorization=authorization,
-            reason="PG&E answered 403 to a freshly refreshed token on the subscription's data.",
-            now=now,
-        )
-    return True
-
-
-class CallForbidden(Exception):
-    """PG&E refused a call with a freshly refreshed token (after `pge_call_authorized`'s one
-    refresh and retry). `reason`: "forbidden" (the subscription's own batch, or a call with
-    the client token) or "forbidden_resource" (a resource that may lie outside the granted
-    scope: the consent was kept); `consent_ended`: the authorization was moved to
-    NEEDS_RECONSENT; `error` the second refusal."""
-
-    def __init__(self, *, reason: str, consent_ended: bool, error: PgeAuthError) -> None:
-        super().__init__(str(error))
-        self.reason = reason
-        self.consent_ended = consent_ended
-        self.error = error
-
-
-def pge_call_authorized(
-    call: Callable[[str], T], *, subscription_id: str, url: str, now: datetime
-) -> T:
-    """`call(token)` with the token `subscription_id` names (its customer token; the client
-    token when empty), by the one rule for a refused token: PG&E signals an expired token
-    with 401/403 (docs/pge-protocol.md), so refresh once and retry once; a second refusal is
-    reported (`authorization_report_forbidden`: only the subscription's own batch at `url`
-    ends the consent) and raised as `CallForbidden`. An `invalid_grant` refusal is raised as
-    is, never retried. Raises AuthorizationUnavailable when no usable token exists."""
-
-    def token(force: bool) -> str:
-        if subscription_id:
-            return access_token_for_subscription(
-                subscription_id=subscription_id, now=now, force_refresh=force
-            )
-        return client_access_token(now=now, force_refresh=force)
-
-    try:
-        return call(token(False))
-    except PgeAuthError as first:
-        if first.invalid_grant:
-            raise
-    try:
-        return call(token(True))
-    except PgeAuthError as second:
-        ended = False
-        own_batch = True
-        if subscription_id:
-            ended = authorization_report_forbidden(
-                subscription_id=subscription_id, url=url, now=now
-            )
-            own_batch = _subscription_root(url=url, subscription_id=subscription_id)
-        reason = "forbidden" if ended or own_batch else "forbidden_resource"
-        raise CallForbidden(reason=reason, consent_ended=ended, error=second) from None
-
-
 def client_access_token(*, now: datetime, force_refresh: bool = False) -> str:
     """The client-credentials token, fetched under a row lock when stale or forced."""
     ClientToken.objects.get_or_create(pk=ClientToken.SINGLETON_PK)
@@ -387,173 +290,3 @@ def client_access_token(*, now: datetime, force_refresh: bool = False) -> str:
     if not token:
         raise PgeError("PG&E returned an empty client token", code="empty_token")
     return token
-
-
-def subscription_request_enqueue(*, authorization_id: int) -> None:
-    """After commit, ask ingest (by task name, no import) for the subscription's data.
-
-    A broker failure is logged, not raised: the daily data request picks the consent up.
-    """
-
-    def publish() -> None:
-        try:
-            current_app.send_task(
-                "ingest.subscription_request", args=[authorization_id], queue="pge_fetch"
-            )
-        except Exception:
-            logger.exception(
-                "Could not enqueue the data request for authorization %s", authorization_id
-            )
-
-    transaction.on_commit(publish)
-
-
-# ServiceCategory/kind codes (docs/espi-model.md §4.1): 0 electricity, 1 gas. PG&E's Authorization
-# resource names the subscription, not its usage points' kinds (often not even the usage
-# points), so rows start as "other" or are missing until data arrives.
-_ESPI_SERVICE_KINDS = {
-    0: SubscriptionUsagePoint.ServiceKind.ELECTRIC,
-    1: SubscriptionUsagePoint.ServiceKind.GAS,
-}
-
-
-def subscription_usage_points_record_kinds(*, authorization_id: int, kinds: dict[str, int]) -> int:
-    """Record the service kind PG&E's data gave each of the authorization's usage points
-    (`kinds` maps usage point id -> ESPI ServiceCategory kind; ingest passes only usage
-    points bound to this authorization by the fetch). A usage point the Authorization
-    resource did not list is added: the data proves the consent covers it. Codes other than
-    electricity/gas leave the kind as it is. An unknown authorization changes nothing.
-    Returns how many rows were added or changed.
-
-    The first data of a re-consent (a new subscription id) joins the customer whose earlier
-    consent covered the same usage points (`authorization_customer_rejoin`)."""
-    return subscription_usage_points_record_kinds_many(kinds={authorization_id: kinds})
-
-
-def subscription_usage_points_record_kinds_many(*, kinds: dict[int, dict[str, int]]) -> int:
-    """`subscription_usage_points_record_kinds` for several authorizations at once (`kinds`:
-    authorization id -> usage point id -> code): a Bulk document binds 500 of them, and a
-    handful of statements serve them all (one select of the rows, one insert, one update,
-    the re-consent check in two selects) instead of several per usage point."""
-    authorizations = {
-        a.pk: a for a in Authorization.objects.filter(pk__in=list(kinds)).select_related("customer")
-    }
-    if not authorizations:
-        return 0
-    existing = {
-        (row.authorization_id, row.usage_point_id): row
-        for row in SubscriptionUsagePoint.objects.filter(authorization_id__in=list(authorizations))
-    }
-    added: list[SubscriptionUsagePoint] = []
-    changed: list[SubscriptionUsagePoint] = []
-    for authorization_id, per_usage_point in kinds.items():
-        if authorization_id not in authorizations:
-            continue
-        for usage_point_id, code in per_usage_point.items():
-            kind = _ESPI_SERVICE_KINDS.get(code, SubscriptionUsagePoint.ServiceKind.OTHER)
-            row = existing.get((authorization_id, usage_point_id))
-            if row is None:
-                added.append(
-                    SubscriptionUsagePoint(
-                        authorization_id=authorization_id,
-                        usage_point_id=usage_point_id,
-                        service_kind=kind,
-                    )
-                )
-            elif code in _ESPI_SERVICE_KINDS and row.service_kind != kind:
-                row.service_kind = kind
-                changed.append(row)
-    if added:
-        # A concurrent import of the same consent may add a row first: it stands.
-        SubscriptionUsagePoint.objects.bulk_create(added, ignore_conflicts=True, batch_size=500)
-    if changed:
-        SubscriptionUsagePoint.objects.bulk_update(changed, ["service_kind"], batch_size=500)
-    _customers_rejoin(
-        [(authorizations[pk], list(points)) for pk, points in kinds.items() if pk in authorizations]
-    )
-    return len(added) + len(changed)
-
-
-def _customers_rejoin(candidates: list[tuple[Authorization, list[str]]]) -> None:
-    """`authorization_customer_rejoin` for several authorizations, its conditions checked for
-    all of them at once; only an authorization that does move goes through it (rare)."""
-    placeholders = [
-        (authorization, usage_point_ids)
-        for authorization, usage_point_ids in candidates
-        if usage_point_ids
-        and authorization.customer.display_name == f"Subscription {authorization.subscription_id}"
-        and not authorization.customer.email
-    ]
-    if not placeholders:
-        return
-    consents: dict[int, int] = {}
-    for customer_id in Authorization.objects.filter(
-        customer_id__in=[a.customer_id for a, _ in placeholders]
-    ).values_list("customer_id", flat=True):
-        consents[customer_id] = consents.get(customer_id, 0) + 1
-    placeholders = [(a, ids) for a, ids in placeholders if consents.get(a.customer_id) == 1]
-    if not placeholders:
-        return
-    earlier = list(
-        SubscriptionUsagePoint.objects.filter(
-            usage_point_id__in=sorted({i for _, ids in placeholders for i in ids})
-        )
-        .exclude(authorization__status=Status.ACTIVE)
-        .values_list("usage_point_id", "authorization__customer_id")
-    )
-    for authorization, usage_point_ids in placeholders:
-        wanted = set(usage_point_ids)
-        if any(
-            point in wanted and customer_id != authorization.customer_id
-            for point, customer_id in earlier
-        ):
-            authorization_customer_rejoin(
-                authorization=authorization, usage_point_ids=usage_point_ids
-            )
-
-
-def authorization_customer_rejoin(
-    *, authorization: Authorization, usage_point_ids: list[str]
-) -> bool:
-    """Give a re-consent's authorization the customer of the earlier consent it replaces.
-
-    PG&E issues a new subscription id on re-consent (docs/pge-protocol.md: re-authorization
-    cancels the old subscription), and the consent callback, knowing only that id, creates
-    a placeholder customer. When this authorization is its customer's only one and an
-    earlier, no longer ACTIVE authorization of another customer covers one of the same usage
-    points (PG&E's usage point id is the service agreement), the authorization moves to that
-    customer, so the customer's history (the old usage points and readings) and the new data
-    are one customer's. The callback's placeholder customer is then removed.
-    Returns True when the authorization moved.
-    """
-    if not usage_point_ids:
-        return False
-    placeholder = authorization.customer
-    # Only the callback's placeholder (named after the subscription, no e-mail, no other
-    # consent) is replaced: a customer an operator named or invited keeps its consent.
-    if (
-        placeholder.display_name != f"Subscription {authorization.subscription_id}"
-        or placeholder.email
-        or Authorization.objects.filter(customer=placeholder).exclude(pk=authorization.pk).exists()
-    ):
-        return False
-    earlier = (
-        SubscriptionUsagePoint.objects.filter(usage_point_id__in=usage_point_ids)
-        .exclude(authorization__customer=placeholder)
-        .exclude(authorization__status=Status.ACTIVE)
-        .select_related("authorization__customer")
-        .order_by("-authorization__created_at")
-        .first()
-    )
-    if earlier is None:
-        return False
-    with transaction.atomic():
-        authorization.customer = earlier.authorization.customer
-        authorization.save(update_fields=["customer", "updated_at"])
-        placeholder.delete()
-    logger.info(
-        "Authorization %s (re-consent) joined customer %s",
-        authorization.pk,
-        authorization.customer_id,
-    )
-    return True
