@@ -14,6 +14,7 @@ from django.db.models import Sum
 from customers.models import Authorization, Customer, SubscriptionUsagePoint
 from ingest import fetch_rows, fetches, gap_audit
 from ingest.models import Fetch, IntervalReading, ReadingRevision, UsagePoint, UsageSummary
+from tests.builders import authorization_make, customer_make
 from tests.conftest import FIXTURES
 from tests.ingest.conftest import API_BASE, CLIENT_TOKEN, bulk_url, subscription_url
 
@@ -30,15 +31,15 @@ ATTACKER_SID = "SUBTESTATTACKER"
 
 
 def _consent(sid: str, *, status: str = Authorization.Status.ACTIVE, customer=None, name=None):
-    customer = customer or Customer.objects.create(display_name=name or f"Test {sid}")
-    auth = Authorization.objects.create(customer=customer, status=status, subscription_id=sid)
-    auth.tokens_set(
+    # Named, not the consent callback's placeholder: a re-consent never rejoins it.
+    return authorization_make(
+        subscription_id=sid,
+        status=status,
+        customer=customer or customer_make(display_name=name or f"Test {sid}"),
         access_token=f"cust-access-TEST-{sid}-aaaa",
         refresh_token=f"cust-refresh-TEST-{sid}-bbbb",
         expires_at=datetime(2099, 1, 1, tzinfo=UTC),
     )
-    auth.save()
-    return auth
 
 
 def _run(url: str, *, kind: str, sid: str, now, capture) -> Fetch:

@@ -12,6 +12,7 @@ from django.db import connection, connections, transaction
 
 from ingest import replay, retention
 from ingest.models import DataRequest, Fetch, FetchAttempt, Notification
+from tests.builders import notification_make
 from tests.ingest.conftest import batchlist, subscription_url
 
 pytestmark = pytest.mark.django_db
@@ -19,13 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def _notification(status: str, received_at: datetime) -> Notification:
     body = batchlist(subscription_url()) + str(received_at).encode()
-    return Notification.objects.create(
-        status=status,
-        received_at=received_at,
-        body=body,
-        body_size=len(body),
-        sha256=hashlib.sha256(body).hexdigest(),
-    )
+    return notification_make(body=body, received_at=received_at, status=status)
 
 
 def _fetch(status: str, created_at: datetime, **extra) -> Fetch:

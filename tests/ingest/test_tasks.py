@@ -22,6 +22,7 @@ from ingest import data_requests, gap_audit, sweeper, tasks
 from ingest.backoff import backoff_ceiling, backoff_delay
 from ingest.models import DataRequest, Fetch, IntervalReading, Notification
 from ingest.usage_point_binding import subscription_binding
+from tests.builders import notification_make
 from tests.ingest.conftest import (
     API_BASE,
     CLIENT_TOKEN,
@@ -137,14 +138,7 @@ def test_redis_limiter_spaces_requests_across_processes_threads(settings):
 
 def _notification(status: str, received_at: datetime, **extra) -> Notification:
     body = batchlist(subscription_url()) + str(received_at).encode()
-    return Notification.objects.create(
-        status=status,
-        received_at=received_at,
-        body=body,
-        body_size=len(body),
-        sha256=hashlib.sha256(body).hexdigest(),
-        **extra,
-    )
+    return notification_make(body=body, received_at=received_at, status=status, **extra)
 
 
 def _fetch(status: str, created_at: datetime, url: str, **extra) -> Fetch:
