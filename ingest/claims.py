@@ -89,6 +89,30 @@ def row_claim(model: type[RowT], *, pk: int, now: datetime, task_id: str | None)
     return model._default_manager.get(pk=pk) if claimed else None  # type: ignore[attr-defined]
 
 
+def row_run(
+    model: type[RowT],
+    *,
+    pk: int,
+    now: datetime,
+    task_id: str | None,
+    run: Callable[[RowT], RunResult],
+) -> RunResult:
+    """Claim row `pk` of `model` (`row_claim`) and `run` it once. A row another run holds (or
+    a finished one) is left as it is: `not_claimed` with its status. A run taken for dead and
+    taken over (`LeaseLost`) records nothing: the run holding the row now writes the outcome."""
+    row = row_claim(model, pk=pk, now=now, task_id=task_id)
+    if row is None:
+        manager = model._default_manager  # type: ignore[attr-defined]
+        current = manager.filter(pk=pk).values_list("status", flat=True)
+        return RunResult(status=current[0] if current else "MISSING", reason="not_claimed")
+    try:
+        return run(row)
+    except LeaseLost:
+        name = model._meta.verbose_name
+        logger.warning("%s %s: lease lost to a take-over; outcome not recorded", name, pk)
+        return RunResult(status="LEASE_LOST", reason="lease_lost")
+
+
 def row_save(row: Any, **fields: object) -> None:
     """Write fields of a claimed row, only while this run's lease holds it (`LeaseLost`
     otherwise). The runner stays on a finished row: the operator sees which worker process

@@ -42,14 +42,13 @@ from gascap.pge_budget.pacing import RateLimitTimeout
 from ingest import publish
 from ingest.budget_plan import daily_request_mode
 from ingest.claims import (
-    LeaseLost,
     RunResult,
     error_excerpt,
     row_budget_wait,
-    row_claim,
     row_fail,
     row_poison_check,
     row_retry,
+    row_run,
     row_save,
 )
 from ingest.data_requests import (
@@ -186,19 +185,17 @@ def data_request_run(
     *, data_request_id: int, now: datetime, task_id: str | None = None
 ) -> RunResult:
     """Run data request `data_request_id` once (see the module docstring)."""
-    row = row_claim(DataRequest, pk=data_request_id, now=now, task_id=task_id)
-    if row is None:
-        current = DataRequest.objects.filter(pk=data_request_id).values_list("status", flat=True)
-        return RunResult(status=current[0] if current else "MISSING", reason="not_claimed")
-    log_context_set(subscription_id=row.subscription_id)
-    try:
-        return _run_claimed(row, now=now)
-    except LeaseLost:
-        logger.warning("data request %s: lease lost to a take-over; outcome not recorded", row.pk)
-        return RunResult(status="LEASE_LOST", reason="lease_lost")
+    return row_run(
+        DataRequest,
+        pk=data_request_id,
+        now=now,
+        task_id=task_id,
+        run=lambda row: _run_claimed(row, now=now),
+    )
 
 
 def _run_claimed(row: DataRequest, *, now: datetime) -> RunResult:
+    log_context_set(subscription_id=row.subscription_id)
     if row_poison_check(row, now=now):
         return RunResult(status=Status.POISONED, reason="poison_limit")
     try:

@@ -32,14 +32,13 @@ from gascap.pge.safexml import XmlRejected
 from gascap.pge_budget.pacing import RateLimitTimeout
 from ingest import publish
 from ingest.claims import (
-    LeaseLost,
     RunResult,
     error_excerpt,
     row_budget_wait,
-    row_claim,
     row_fail,
     row_poison_check,
     row_retry,
+    row_run,
 )
 from ingest.fetch_calls import FetchFailed, fetch_get
 from ingest.fetch_documents import document_ingest, fetch_save_ingested
@@ -111,22 +110,16 @@ def _import(fetch: Fetch, *, now: datetime) -> tuple[int, ImportResult, list[str
 
 
 def fetch_run(*, fetch_id: int, now: datetime, task_id: str | None = None) -> RunResult:
-    """Run fetch `fetch_id` once (see the module docstring). Returns what happened."""
-    fetch = row_claim(Fetch, pk=fetch_id, now=now, task_id=task_id)
-    if fetch is None:
-        current = Fetch.objects.filter(pk=fetch_id).values_list("status", flat=True)
-        return RunResult(status=current[0] if current else "MISSING", reason="not_claimed")
-    log_context_set(fetch_id=fetch.pk, subscription_id=fetch.subscription_id)
-    try:
-        return _run_claimed(fetch, now=now)
-    except LeaseLost:
-        # Taken for dead (silent past GASCAP_WORKER_HEARTBEAT_STALE) and taken over: the run
-        # holding the row now records the outcome; the readings import is idempotent.
-        logger.warning("fetch %s: lease lost to a take-over; outcome not recorded", fetch.pk)
-        return RunResult(status="LEASE_LOST", reason="lease_lost")
+    """Run fetch `fetch_id` once (see the module docstring). Returns what happened. Taken for
+    dead (silent past GASCAP_WORKER_HEARTBEAT_STALE) and taken over, the run records nothing:
+    the run holding the row records the outcome, and the readings import is idempotent."""
+    return row_run(
+        Fetch, pk=fetch_id, now=now, task_id=task_id, run=lambda f: _run_claimed(f, now=now)
+    )
 
 
 def _run_claimed(fetch: Fetch, *, now: datetime) -> RunResult:
+    log_context_set(fetch_id=fetch.pk, subscription_id=fetch.subscription_id)
     if row_poison_check(fetch, now=now):
         return RunResult(status=Fetch.Status.POISONED, reason="poison_limit")
     verdict = _resource_verdict(fetch, now=now)
