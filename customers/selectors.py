@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import QuerySet
 
 from customers.models import Authorization
@@ -22,10 +24,16 @@ def authorization_for_subscription(*, subscription_id: str) -> Authorization | N
     )
 
 
-def active_subscriptions() -> dict[str, int]:
-    """{subscription id: authorization id} of the ACTIVE consents (a Bulk document's filter)."""
-    return dict(
-        Authorization.objects.filter(status=Authorization.Status.ACTIVE)
-        .exclude(subscription_id=None)
-        .values_list("subscription_id", "pk")
-    )
+def active_subscriptions(*, subscription_ids: Iterable[str]) -> dict[str, int]:
+    """{subscription id: authorization id} of those of `subscription_ids` whose consent is
+    ACTIVE (a Bulk document's filter: only the subscriptions it names are read, so a document
+    costs the same whether 10,000 or a million consents are active)."""
+    ids = sorted(set(subscription_ids))
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), 500):  # under every backend's bound-parameter limit
+        found.update(
+            Authorization.objects.filter(
+                status=Authorization.Status.ACTIVE, subscription_id__in=ids[start : start + 500]
+            ).values_list("subscription_id", "pk")
+        )
+    return found

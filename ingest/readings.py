@@ -201,13 +201,8 @@ def document_import(
         # The usage points the document writes (its own, its series', its summaries'), each
         # with the authorization the binding gives it, then stored at once with the series
         # (those of chunks merged during the parse are stored already).
-        for href in doc.usage_points:
-            if href:
-                store.bind(href)
         summaries = [(s, summary_usage_point_href(s, doc)) for s in doc.usage_summaries]
-        for _summary, up_href in summaries:
-            if up_href:
-                store.bind(up_href)
+        store.bind_all([*doc.usage_points, *(up_href for _summary, up_href in summaries)])
         block_series = store.series_for(series_by_block, final=True)
         usage_points = store.usage_points
         new_bills: list[UsageSummary] = []

@@ -10,6 +10,7 @@ what the whole document says about it (a LocalTimeParameters entry may come late
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from gascap.pge.espi.records import EspiDocument, Series
@@ -36,6 +37,14 @@ class DocumentStore:
         self.fresh: set[int] = set()
         # ReadingType hrefs the document lacked (units unknown until fetched).
         self.missing_reading_types: dict[str, None] = {}
+
+    def bind_all(self, hrefs: Iterable[str]) -> None:
+        """`bind` each of these usage point hrefs, the binding's lookups done at once."""
+        hrefs = [href for href in hrefs if href]
+        if self.binding is not None:
+            self.binding.prefetch(h for h in hrefs if h not in self.bound and h not in self.skipped)
+        for href in hrefs:
+            self.bind(href)
 
     def bind(self, href: str) -> None:
         """Decide once whether the document may write this usage point (raises
@@ -71,7 +80,7 @@ class DocumentStore:
             href = series.meter_reading_href
             if href not in self.series and href not in firsts:
                 firsts[href] = series
-                self.bind(series.usage_point_href)
+        self.bind_all(series.usage_point_href for series in firsts.values())
         if final:
             self.usage_points = usage_points_store(self.bound, self.doc, now=self.now)
             for href in self.doc.reading_types:

@@ -10,13 +10,17 @@ that are ACTIVE here. The binding is decided from the fetch, never from the docu
   `.../Subscription/{A}/UsagePoint/{id}`; one that is not refuses the whole document
   (`DocumentRefused`, reason `foreign_usage_point`) before anything is stored.
 - `bulk_binding()`: a usage point under a subscription ACTIVE here is bound to its
-  authorization; any other is skipped (not stored, counted).
+  authorization; any other is skipped (not stored, counted). Only the subscriptions the
+  document names are looked up (`prefetch`, one query per 500), never every ACTIVE consent:
+  a Bulk document of 500 customers costs the same at 10,000 consents as at a million
+  (reading them all made each of 200 documents read 100,000 rows at 100,000 customers).
 - no binding (`import_espi` of an operator's file): stored unbound, as before.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from customers.selectors import active_subscriptions, authorization_for_subscription
@@ -53,7 +57,23 @@ class UsagePointBinding:
 
     subscription_id: str | None  # None: a Bulk document (any ACTIVE subscription)
     authorization_id: int | None = None
-    _active: dict[str, int] = field(default_factory=dict)
+    # Bulk: subscriptions looked up so far -> their authorization id, None when not ACTIVE.
+    _looked_up: dict[str, int | None] = field(default_factory=dict)
+
+    def prefetch(self, hrefs: Iterable[str]) -> None:
+        """Bulk: look up at once the subscriptions these usage point hrefs name (those not
+        looked up yet), so `authorization_for` asks the database nothing per usage point."""
+        if self.subscription_id is not None:
+            return
+        wanted = set()
+        for href in hrefs:
+            named = usage_point_subscription(href)
+            if named is not None and named[0] not in self._looked_up:
+                wanted.add(named[0])
+        if wanted:
+            active = active_subscriptions(subscription_ids=wanted)
+            for subscription_id in wanted:
+                self._looked_up[subscription_id] = active.get(subscription_id)
 
     def authorization_for(self, href: str) -> int | None:
         """The authorization id the usage point belongs to; None means skip it.
@@ -71,7 +91,9 @@ class UsagePointBinding:
             return self.authorization_id
         if named is None:
             return None
-        return self._active.get(named[0])
+        if named[0] not in self._looked_up:
+            self.prefetch([href])
+        return self._looked_up[named[0]]
 
 
 def subscription_binding(*, subscription_id: str) -> UsagePointBinding:
@@ -85,5 +107,5 @@ def subscription_binding(*, subscription_id: str) -> UsagePointBinding:
 
 
 def bulk_binding() -> UsagePointBinding:
-    """The binding of a Bulk document: the subscriptions ACTIVE here, looked up once."""
-    return UsagePointBinding(subscription_id=None, _active=active_subscriptions())
+    """The binding of a Bulk document: the subscriptions it names that are ACTIVE here."""
+    return UsagePointBinding(subscription_id=None)
