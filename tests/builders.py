@@ -7,7 +7,7 @@ obviously synthetic defaults: a test names only what it checks. Each tier keeps 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +89,26 @@ def staff_client(username: str, *codenames: str) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+SCALE_API_BASE = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
+
+
+def scale_bulk_document_make(*, first: int, end: int, days: list[date], today: date) -> bytes:
+    """The sandbox scale mode's Bulk document for customers [first, end) over `days`."""
+    from sandbox import feeds, scale
+
+    parts = [
+        feeds.FeedPart(customer, usage_point)
+        for customer in scale.scale_customers(first, end)
+        for usage_point in customer.usage_points
+    ]
+    return b"".join(
+        feeds.usage_feed_chunks(
+            api_base=SCALE_API_BASE,
+            self_href=f"{SCALE_API_BASE}Batch/Bulk/50098",
+            parts=parts,
+            days=days,
+            today=today,
+        )
+    )

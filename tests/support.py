@@ -278,6 +278,14 @@ class Procs:
         wait_until_worker_ready(proc, log)
         return proc
 
+    def worker_pair(self, env: dict[str, str]) -> dict[str, subprocess.Popen]:
+        """Two prefork workers of one process each, "alpha" and "beta" (logs
+        worker-alpha.log, worker-beta.log): the reliability tests' production-like pair."""
+        return {
+            name: self.worker(env, name=name, pool="prefork", concurrency=1)
+            for name in ("alpha", "beta")
+        }
+
     def kill_whole(self, proc: subprocess.Popen) -> None:
         """SIGKILL a worker's main process and its pool at once (OOM kill, `docker kill`): the
         process group this fixture made for it, nothing else."""

@@ -16,12 +16,11 @@ from customers.models import Authorization
 from ingest.models import IntervalReading, MeterReading, UsagePoint
 from ingest.readings import DocumentRefused, document_import
 from ingest.usage_point_binding import UsagePointBinding, bulk_binding
-from sandbox import feeds, scale
-from tests.builders import authorization_make, customer_make
+from sandbox import scale
+from tests.builders import authorization_make, customer_make, scale_bulk_document_make
 
 pytestmark = pytest.mark.django_db
 
-API_BASE = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
 NOW = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
 TODAY = date(2026, 3, 10)
 DAYS = [date(2026, 3, 3)]
@@ -44,20 +43,7 @@ def published(settings):
 
 
 def bulk_document(first: int, end: int) -> bytes:
-    parts = [
-        feeds.FeedPart(customer, usage_point)
-        for customer in scale.scale_customers(first, end)
-        for usage_point in customer.usage_points
-    ]
-    return b"".join(
-        feeds.usage_feed_chunks(
-            api_base=API_BASE,
-            self_href=f"{API_BASE}Batch/Bulk/50098",
-            parts=parts,
-            days=DAYS,
-            today=TODAY,
-        )
-    )
+    return scale_bulk_document_make(first=first, end=end, days=DAYS, today=TODAY)
 
 
 def consents(first: int, end: int) -> dict[str, int]:

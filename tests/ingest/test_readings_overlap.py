@@ -19,11 +19,11 @@ from gascap.pge.espi import EspiRejected
 from ingest import readings_overlap
 from ingest.models import IntervalReading, MeterReading, ReadingRevision, UsagePoint
 from ingest.readings import document_import
-from sandbox import feeds, scale
+from sandbox import scale
+from tests.builders import scale_bulk_document_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
-API_BASE = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/"
 NOW = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
 TODAY = date(2026, 3, 10)
 DAYS = [date(2026, 3, 2), date(2026, 3, 3)]
@@ -53,20 +53,7 @@ def chunks(settings, monkeypatch):
 
 
 def bulk_document(*, customers: int = CUSTOMERS, values: bytes = b"") -> bytes:
-    parts = [
-        feeds.FeedPart(customer, usage_point)
-        for customer in scale.scale_customers(0, customers)
-        for usage_point in customer.usage_points
-    ]
-    data = b"".join(
-        feeds.usage_feed_chunks(
-            api_base=API_BASE,
-            self_href=f"{API_BASE}Batch/Bulk/50098",
-            parts=parts,
-            days=DAYS,
-            today=TODAY,
-        )
-    )
+    data = scale_bulk_document_make(first=0, end=customers, days=DAYS, today=TODAY)
     return data.replace(b"<ns0:value>", b"<ns0:value>" + values) if values else data
 
 

@@ -31,10 +31,7 @@ def test_whole_worker_killed_mid_data_request_is_taken_over(stack, redis_db, pro
     from sandbox.faults import Fault
 
     env = {**stack.env, **heartbeat_env()}
-    workers = {
-        name: procs.worker(env, name=name, pool="prefork", concurrency=1)
-        for name in ("alpha", "beta")
-    }
+    workers = procs.worker_pair(env)
     stack.sandbox.state.fault_add(
         Fault(kind="slow", subscription_id=stack.sid, times=1, seconds=15.0)
     )

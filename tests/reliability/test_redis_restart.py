@@ -51,10 +51,7 @@ def test_workers_survive_redis_restarts_and_lose_nothing(stack, private_redis, p
     Fetch.objects.all().delete()
 
     env = {**stack.env, **heartbeat_env(), "REDIS_URL": private_redis.url}
-    workers = {
-        name: procs.worker(env, name=name, pool="prefork", concurrency=1)
-        for name in ("alpha", "beta")
-    }
+    workers = procs.worker_pair(env)
     logs = {name: f"worker-{name}.log" for name in workers}
     stack.sandbox.state.fault_add(
         Fault(kind="slow", subscription_id=stack.sid, times=None, seconds=1.0)

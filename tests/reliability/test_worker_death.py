@@ -57,10 +57,7 @@ def test_whole_worker_killed_mid_fetch_is_taken_over_within_two_sweeps(stack, re
     Fetch.objects.all().delete()
 
     env = {**stack.env, **heartbeat_env()}
-    workers = {
-        name: procs.worker(env, name=name, pool="prefork", concurrency=1)
-        for name in ("alpha", "beta")
-    }
+    workers = procs.worker_pair(env)
     # Held long enough that the kill lands inside the fetch, whoever takes it.
     stack.sandbox.state.fault_add(
         Fault(kind="slow", subscription_id=stack.sid, times=1, seconds=15.0)
