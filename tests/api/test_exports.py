@@ -16,7 +16,7 @@ from api.espi_export import espi_document
 from ingest.models import IntervalReading, MeterReading, UsagePoint
 from ingest.readings import document_import
 from ingest.readings_export import CSV_HEADER, readings_export_rows
-from tests.api.test_reads import ELECTRIC, GAS, OTHER, SUMMARIES, consent, point
+from tests.api.conftest import point
 
 pytestmark = pytest.mark.django_db
 
@@ -39,16 +39,6 @@ def espi_schema() -> etree.XMLSchema:
     parser = etree.XMLParser(no_network=True, resolve_entities=False)
     parser.resolvers.add(_LocalXmlXsd())
     return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "usage.xsd"), parser))
-
-
-@pytest.fixture
-def data(fixture_path):
-    now = timezone.now()
-    for name in (ELECTRIC, GAS, SUMMARIES, OTHER):
-        document_import(source=fixture_path(name), source_label=name, now=now)
-    consent(
-        external_id="user-1", subscription_id="4095251", usage_points=["5391320451", "7170720474"]
-    )
 
 
 def body_of(response) -> bytes:

@@ -10,43 +10,11 @@ import pytest
 from django.utils import timezone
 
 from api.keys import api_key_create
-from customers.models import Authorization, SubscriptionUsagePoint
+from customers.models import Authorization
 from ingest.models import IntervalReading, UsagePoint
-from ingest.readings import document_import
-from tests.api.conftest import ApiClient
-from tests.builders import authorization_make, customer_make
+from tests.api.conftest import ApiClient, point
 
 pytestmark = pytest.mark.django_db
-
-ELECTRIC = "pge_smd_2019_electric_hourly_bulk_dst_fallback.xml"  # Nov 2-3 2019, hourly kWh
-GAS = "pge_smd_2020_gas_daily_therm_bulk.xml"  # daily therms starting 00:00:01 local
-SUMMARIES = "pge_cmd_2015_usagesummary_feed.xml"
-OTHER = "pge_cmd_2016_gas_daily_therm.xml"  # a customer who did not come through the app
-
-
-def consent(*, external_id: str | None, subscription_id: str, usage_points: list[str]) -> None:
-    customer = customer_make(display_name="x", external_id=external_id)
-    authorization = authorization_make(
-        customer=customer, subscription_id=subscription_id, status="ACTIVE"
-    )
-    for up in usage_points:
-        SubscriptionUsagePoint.objects.create(authorization=authorization, usage_point_id=up)
-
-
-def point(usage_point_id: str) -> UsagePoint:
-    return UsagePoint.objects.get(usage_point_id=usage_point_id)
-
-
-@pytest.fixture
-def data(fixture_path):
-    now = timezone.now()
-    for name in (ELECTRIC, GAS, SUMMARIES, OTHER):
-        document_import(source=fixture_path(name), source_label=name, now=now)
-    consent(
-        external_id="user-1", subscription_id="4095251", usage_points=["5391320451", "7170720474"]
-    )
-    consent(external_id="user-2", subscription_id="1", usage_points=["1"])
-    consent(external_id=None, subscription_id="86653", usage_points=["7541002993"])
 
 
 def ok(response) -> dict:

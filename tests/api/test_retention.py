@@ -13,7 +13,6 @@ from customers.consent_events import consent_status_event
 from customers.models import Authorization
 from ingest.data_retention import customer_data_retention_purge as retention_purge
 from ingest.models import DailyRollup, IntervalReading, UsagePoint, UsageSummary
-from tests.api.test_reads import data  # noqa: F401  (fixture)
 from tests.builders import authorization_make
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +26,7 @@ def revoke(subscription_id: str, when) -> None:
     consent_status_event(authorization=authorization, previous=previous, now=when)
 
 
-def test_unset_keeps_everything(data, settings):  # noqa: F811
+def test_unset_keeps_everything(data, settings):
     settings.GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS = None
     revoke("4095251", timezone.now() - timedelta(days=999))
     assert retention_purge(now=timezone.now()) == {"customers": 0, "readings": 0}
@@ -35,7 +34,7 @@ def test_unset_keeps_everything(data, settings):  # noqa: F811
 
 
 def test_a_revoked_customer_loses_its_data_after_the_period_and_the_api_says_so(
-    data,  # noqa: F811
+    data,
     settings,
     reader,
 ):
@@ -64,7 +63,7 @@ def test_a_revoked_customer_loses_its_data_after_the_period_and_the_api_says_so(
     assert retention_purge(now=now) == {"customers": 0, "readings": 0}  # once
 
 
-def test_a_customer_with_a_standing_consent_is_kept(data, settings):  # noqa: F811
+def test_a_customer_with_a_standing_consent_is_kept(data, settings):
     settings.GASCAP_DATA_RETENTION_AFTER_REVOKE_DAYS = 1
     # user-1 re-consented with a second subscription that is still active.
     from customers.models import Customer

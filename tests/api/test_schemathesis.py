@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from api.keys import api_key_create
-from tests.api.test_reads import data  # noqa: F401  (fixture: samples and app customers)
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", get_wsgi_application())
 
@@ -53,7 +52,7 @@ def origins(settings):
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_every_operation_conforms_to_the_document(case, data, full_key, origins, keep_connection):  # noqa: F811
+def test_every_operation_conforms_to_the_document(case, data, full_key, origins, keep_connection):
     # Rules a schema cannot express answer 422 to schema-valid input by design: a return_url
     # off the configured allow-list, `end` before `start`, a range or page span too long, a
     # cursor this server did not make. Every other check (server errors, undocumented status
