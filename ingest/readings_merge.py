@@ -22,7 +22,8 @@ arbitrary, docs/espi-model.md §3), then merge in set-based SQL:
 PostgreSQL: `COPY` into a `TEMP` table, then one statement whose CTEs insert the new keys,
 update the changed ones and write revisions from the old values they saw; before it, the
 document's months get their partitions (`ingest.partitions`), and the load's first and last
-start bound the statement's reads of stored readings (partition pruning). SQLite
+start bound the statement's reads of stored readings (partition pruning), its series the
+rows read in each month. SQLite
 (`ingest.readings_merge_portable`):
 `executemany` into a temp table, then the same merge in a few statements with
 `INSERT … ON CONFLICT … DO UPDATE`.
@@ -84,6 +85,11 @@ class ReadingSink:
         raise NotImplementedError
 
     def add(self, block: int, rows: Sequence[ReadingRow]) -> None:
+        raise NotImplementedError
+
+    def add_text(self, text: str, count: int) -> None:
+        """PostgreSQL only: `count` readings formatted by `copy_text` (the overlapped merge's
+        leftovers)."""
         raise NotImplementedError
 
     def close_load(self) -> None:
@@ -155,6 +161,7 @@ _PG_MERGE_REST = """
     LEFT JOIN ingest_intervalreading r
         ON r.meter_reading_id = s.meter_reading_id AND r.start = s.start
        AND r.duration = s.duration AND r.start BETWEEN %(first)s AND %(last)s
+       AND r.meter_reading_id = ANY(%(series)s::bigint[])
     WHERE {not_fresh}(r.meter_reading_id IS NULL
            OR (r.value, r.quality, r.cost) IS DISTINCT FROM (s.value, s.quality, s.cost)
            OR s.updated > COALESCE(r.source_updated, '-infinity'::timestamptz))
@@ -173,6 +180,7 @@ _PG_MERGE_REST = """
     WHERE NOT d.is_new AND NOT d.is_stale AND r.meter_reading_id = d.meter_reading_id
       AND r.start = d.start AND r.duration = d.duration
       AND r.start BETWEEN %(first)s AND %(last)s
+      AND r.meter_reading_id = ANY(%(series)s::bigint[])
 ), revised AS (
     INSERT INTO ingest_readingrevision
         (meter_reading_id, start, duration, old_value, old_quality, old_cost,
@@ -234,6 +242,16 @@ def series_lock(cursor: Any, series_ids: Sequence[int]) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SERIES_LOCK_NAMESPACE, key])
 
 
+def copy_text(block: int, rows: Sequence[ReadingRow]) -> str:
+    """A batch of readings as `COPY espi_load` text: one string per batch, not psycopg's
+    `write_row` per reading. Every field is an int (a fractional start a Decimal) or None, so
+    no value needs escaping; formatting a batch at once took half the time (0.17 s against
+    0.33 s for 350,400 readings), and the overlapped merge keeps a chunk as these strings
+    (a fifth of the memory of the row tuples, and no objects for the collector to walk)."""
+    line = f"{int(block)}\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n"
+    return "".join([line % row for row in rows]).replace("None", "\\N")
+
+
 class PostgresSink(ReadingSink):
     """COPY into a temporary table while the document streams; one merge statement after."""
 
@@ -266,15 +284,22 @@ class PostgresSink(ReadingSink):
         self._copy = self._copy_cm.__enter__()
 
     def add(self, block: int, rows: Sequence[ReadingRow]) -> None:
-        write_row = self._copy.write_row
-        for row in rows:
-            write_row((block, *row))
-        self.rows_loaded += len(rows)
+        self.add_text(copy_text(block, rows), len(rows))
+
+    def add_text(self, text: str, count: int) -> None:
+        """`count` readings already formatted by `copy_text`."""
+        self._copy.write(text)
+        self.rows_loaded += count
 
     def close_load(self) -> None:
         if self._copy_cm is not None:
             self._copy_cm.__exit__(None, None, None)
             self._copy_cm = None
+
+    def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run statements compiled elsewhere (ingest.rollups) on this sink's cursor."""
+        for sql, params in statements:
+            self._cursor.execute(sql, params)
 
     def abort(self) -> None:
         if getattr(self, "_copy_cm", None) is not None:
@@ -292,7 +317,9 @@ class PostgresSink(ReadingSink):
                 copy.write_row((block, series, batch.block_updated.get(block)))
         cursor.execute("ANALYZE espi_load")
         # The document's months exist (ingest.partitions); its first and last start bound
-        # the reads of stored readings, so the planner opens only those months' partitions.
+        # the reads of stored readings, so the planner opens only those months' partitions,
+        # and its series bound them within a month: a document (or a chunk of one) of 500
+        # customers reads their readings, not every customer's in those months.
         first, last = (
             batch.bounds
             or months_ensure_for_load(cursor, load_table="espi_load", connection=self.connection)
@@ -308,6 +335,7 @@ class PostgresSink(ReadingSink):
                 "rows": batch.unique_rows,
                 "first": first,
                 "last": last,
+                "series": sorted(set(batch.block_series.values())),
             },
         )
         new, updated, distinct, stale = cursor.fetchone()

@@ -2,21 +2,25 @@
 
 A document's readings are parsed in Python on one core; their merge runs in PostgreSQL, on
 the other. One after the other, a 3.5 M-reading document spent 26 s parsing and then 10 s
-merging (docs/scale.md). Here the merge of chunk k runs while chunk k+1 is parsed:
+merging (docs/scale.md). Here the load and merge of chunk k run while chunk k+1 is parsed:
 
-- Only series this import creates go early: their rows are inserted without comparison
-  with stored ones. Chunks of series that held readings before cost more than the one
-  merge at the end (each chunk compares its rows with the stored ones by index: an unchanged
-  re-import of the full bench file took 231 s in chunks, 97 s in one merge), so the first
-  such chunk ends the overlap and a re-import runs as before.
-- The parser's batches are buffered (as the parser's own row tuples). At an entry's end, when
-  the buffer holds `GASCAP_INGEST_CHUNK_ROWS` readings, the blocks whose series no later
-  entry can change (`stable_series`: their MeterReading, its usage point and its ReadingType
-  already read, matched exactly) are handed off: their usage points and series are stored on
-  this thread (the ORM, under the connection lock), then a writer thread loads and merges
-  them on the same connection, in the same transaction (`PostgresSink`, the same statement
-  as a whole document's), while this thread parses on: the GIL is free while PostgreSQL works.
-- A queue of one chunk and the lock bound memory: one chunk being merged, one being parsed.
+- The parser's batches are kept as COPY text (`copy_text`, formatted on the parser's thread
+  as each batch comes: a fifth of the memory of the row tuples). At an entry's end, when
+  `GASCAP_INGEST_CHUNK_ROWS` readings are kept, the blocks whose series no later entry can
+  change (`stable_series`: their MeterReading, its usage point and its ReadingType already
+  read, matched exactly) are handed off: their usage points and series are stored on this
+  thread (the ORM: Django's connection wrapper is this thread's), their rollup statements
+  compiled, then a writer thread COPYs the text, merges it with the same statement as a
+  whole document's (`PostgresSink`) and refreshes the chunk's days and months, on the same
+  connection, in the same transaction, while this thread parses on. The writer's part is
+  waiting on PostgreSQL (the GIL released), so the parse barely slows.
+- One chunk at a time: before the next hand-off (and before any statement of its own) this
+  thread waits for the writer. Memory holds one chunk being merged and one being parsed.
+- Series this import created take their rows without comparison; series that held readings
+  are compared with the stored ones (an unchanged re-import writes nothing, chunk by chunk
+  too). Each chunk's comparison reads only its own series' stored readings in its months
+  (`ingest.readings_merge`). An earlier version that compared chunk by chunk took 231 s
+  for the unchanged re-import of the full bench file; this one takes 20 s (docs/scale.md).
 - Whatever is left at the end (the last chunk, blocks whose links never became exact, and
   everything after a chunk that could not be handed off in time) goes through the ordinary
   path of `ingest.readings.document_import`. A parse error, a refused usage point or a
@@ -28,22 +32,20 @@ merging (docs/scale.md). Here the merge of chunk k runs while chunk k+1 is parse
   at the end as before.
 - Each chunk keeps the merge's rules (unchanged rows not written; stale snapshots kept as
   revisions). A block goes early only when its starts are increasing and after every start
-  of its series merged before: no key can repeat across chunks, so a series this import
-  created takes its rows without comparison in every chunk, and a document's repeated keys
-  (PG&E repeats blocks and days) still collapse in one merge, last copy winning — the first
-  block that could repeat one ends the overlap, and it and the rest merge at the end. (A
-  document that repeats a key of a chunk already merged in a later block stores it as two
-  deliveries would: the later copy updates the first, with its revision.)
+  of its series merged before: no key can repeat across chunks, and a document's repeated
+  keys (PG&E repeats blocks and days) still collapse in one merge, last copy winning — the
+  first block that could repeat one ends the overlap, and it and the rest merge at the end.
+  (A document that repeats a key of a chunk already merged in a later block stores it as
+  two deliveries would: the later copy updates the first, with its revision.)
 
 SQLite keeps the simple path: one writer, no second core to gain from (ingest.readings).
-Off by default (`GASCAP_INGEST_CHUNK_ROWS=0`): on the shared 2-core development host, where
-no core is idle, `make bench` measured the same first-import time with and without it
-(docs/scale.md §1.2) and 12 MB more peak RSS; it is for hosts where PostgreSQL has a core.
+On by default on PostgreSQL (`GASCAP_INGEST_CHUNK_ROWS=32768`; 0 turns it off): `make bench`
+on the 2-core host, 100 customer-years, 0.92x the parse floor against 0.70x merged after
+the parse, an unchanged re-import 0.95x against 0.79-0.87x (docs/scale.md).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +57,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from gascap.pge.espi.records import BlockRef, EspiDocument, ReadingRow, Series
 from ingest.partitions import MAX_DOCUMENT_MONTHS, month_of, months_between, months_ensure
 from ingest.readings_document import DocumentStore
-from ingest.readings_merge import MergeBatch, MergeCounts, PostgresSink
+from ingest.readings_merge import MergeBatch, MergeCounts, PostgresSink, copy_text
+from ingest.rollups import Statement, import_spans, rollups_statements
+
+# A parser batch as the overlapped merge keeps it: its block, its rows as COPY text
+# (`copy_text`), how many readings.
+Buffered = tuple[BlockRef, str, int]
 
 
 def _derived_usage_point(mr_href: str, up_link: str | None) -> str:
@@ -104,15 +111,18 @@ def stable_series(doc: EspiDocument, block: BlockRef) -> Series | None:
 @dataclass
 class _Chunk:
     bounds: tuple[datetime, datetime]
-    items: list[tuple[BlockRef, list[ReadingRow]]]
+    items: list[Buffered]
     block_series: dict[int, int]
     fresh: frozenset[int]
     unique_rows: int | None
+    # The chunk's rollup refresh, compiled on the import's thread (ingest.rollups).
+    rollups: list[Statement]
 
 
 @dataclass
 class OverlappedMerge:
-    """Buffers a document's batches and merges stable chunks on a writer thread."""
+    """Buffers a document's batches; loads each stable chunk and has a writer thread merge it
+    while the parser goes on."""
 
     connection: BaseDatabaseWrapper
     store: DocumentStore
@@ -124,24 +134,22 @@ class OverlappedMerge:
     # Blocks merged here, and their series (the end of the document merges the others).
     block_series: dict[int, int] = field(default_factory=dict)
     merged_series: set[int] = field(default_factory=set)
-    _buffer: list[tuple[BlockRef, list[ReadingRow]]] = field(default_factory=list)
+    _buffer: list[Buffered] = field(default_factory=list)
     _buffered: int = 0
     _max_lock: int = -1
     _last_start: dict[str, Any] = field(default_factory=dict)
     _error: BaseException | None = None
     _thread: threading.Thread | None = None
+    _sink: PostgresSink | None = None
 
     def __post_init__(self) -> None:
         self.chunk_rows = self.chunk_rows or int(settings.GASCAP_INGEST_CHUNK_ROWS)
-        self._queue: queue.Queue[_Chunk | None] = queue.Queue(maxsize=1)
-        self._lock = threading.Lock()
-        self._raw: Any = None
 
     def add(self, block: BlockRef, rows: list[ReadingRow]) -> None:
         """One parser batch. Hands off a chunk when enough stable readings are buffered;
-        stops accepting (the caller takes `leftovers()`) when the buffer cannot drain."""
-        self._raise_writer_error()
-        self._buffer.append((block, rows))
+        stops accepting (the caller takes `finish()`'s leftovers) when the buffer cannot
+        drain."""
+        self._buffer.append((block, copy_text(block.number, rows), len(rows)))
         self._buffered += len(rows)
         if self._buffered >= self.chunk_rows:
             self._hand_off()
@@ -154,7 +162,7 @@ class OverlappedMerge:
         # Each series' latest start merged so far, with this chunk's blocks.
         last = dict(self._last_start)
         cut = 0
-        for index, (block, _rows) in enumerate(self._buffer):
+        for index, (block, _text, _count) in enumerate(self._buffer):
             if block.number not in stable:
                 series = stable_series(doc, block)
                 if series is None:
@@ -176,116 +184,116 @@ class OverlappedMerge:
         if cut == 0:
             return
         items = self._buffer[:cut]
-        numbers = {block.number for block, _rows in items}
-        bounds = _chunk_bounds([block for block, _rows in items])
+        numbers = {block.number for block, _text, _count in items}
+        bounds = _chunk_bounds([block for block, _text, _count in items])
         if bounds is None:
             self.accepting = False  # the end of the document checks and refuses them
             return
-        with self._lock:  # the writer is done with the previous chunk
-            self._raise_writer_error()
-            # The chunk's months get their partitions here: the ORM and Django's connection
-            # wrapper belong to this thread (ingest.partitions).
-            months_ensure(
-                months=months_between(month_of(bounds[0]), month_of(bounds[1])),
-                connection=self.connection,
-            )
-            block_series = self.store.series_for(
-                {n: s for n, s in stable.items() if n in numbers}, final=False
-            )
+        # The connection is this thread's again once the writer is done with the last chunk.
+        self._wait()
+        # The chunk's months get their partitions here: the ORM and Django's connection
+        # wrapper belong to this thread (ingest.partitions).
+        months_ensure(
+            months=months_between(month_of(bounds[0]), month_of(bounds[1])),
+            connection=self.connection,
+        )
+        block_series = self.store.series_for(
+            {n: s for n, s in stable.items() if n in numbers}, final=False
+        )
         new_ids = set(block_series.values()) - self.merged_series
-        if not set(block_series.values()) <= self.store.fresh:
-            # A series that held readings before: its rows are compared with the stored ones,
-            # which chunk by chunk cost more than the one merge at the end (a re-import of
-            # the full bench file took 231 s in chunks, 97 s in one merge: docs/scale.md).
-            self.accepting = False
-            return
         if new_ids and min(new_ids) <= self._max_lock:
             self.accepting = False  # out of lock order: the rest is merged at the end
             return
         if new_ids:
             self._max_lock = max(new_ids)
         self._last_start = last
+        blocks = [block for block, _text, _count in items]
         chunk = _Chunk(
             bounds=bounds,
             items=items,
             block_series=block_series,
-            # Keys never repeat across chunks (above) and every series here was created by
-            # this import: its rows are inserted without comparison.
-            fresh=frozenset(block_series.values()),
-            unique_rows=_chunk_unique_rows([b for b, _ in items], block_series),
+            # Keys never repeat across chunks (above): a series this import created takes
+            # its rows without comparison in every chunk; the others are compared.
+            fresh=frozenset(set(block_series.values()) & self.store.fresh),
+            unique_rows=_chunk_unique_rows(blocks, block_series),
+            rollups=rollups_statements(
+                spans=import_spans(block_series=block_series, blocks=blocks),
+                connection=self.connection,
+            ),
         )
         self.merged_series |= set(block_series.values())
         self.block_series.update(block_series)
         self._buffer = self._buffer[cut:]
-        self._buffered = sum(len(rows) for _block, rows in self._buffer)
-        self._start()
-        self._queue.put(chunk)
-
-    def _start(self) -> None:
-        if self._thread is None:
+        self._buffered = sum(count for _block, _text, count in self._buffer)
+        if self._sink is None:
             self.connection.ensure_connection()
-            self._raw = self.connection.connection
-            self._thread = threading.Thread(target=self._write, name="espi-merge", daemon=True)
-            self._thread.start()
+            self._sink = PostgresSink(self.connection, cursor=self.connection.connection.cursor())
+        self._thread = threading.Thread(
+            target=self._merge, args=(chunk, self._sink), name="espi-merge", daemon=True
+        )
+        self._thread.start()
 
-    def _write(self) -> None:
-        while True:
-            chunk = self._queue.get()
-            if chunk is None:
-                return
-            if self._error is not None:
-                continue  # drain: the import is failing
-            try:
-                with self._lock, self._raw.cursor() as cursor:
-                    sink = PostgresSink(self.connection, cursor=cursor)
-                    sink.open()
-                    for block, rows in chunk.items:
-                        sink.add(block.number, rows)
-                    counts = sink.merge(
-                        MergeBatch(
-                            block_series=chunk.block_series,
-                            block_updated={
-                                block.number: block.updated
-                                for block, _rows in chunk.items
-                                if block.number in chunk.block_series
-                            },
-                            source_label=self.source_label,
-                            now=self.now,
-                            fresh_series=chunk.fresh,
-                            unique_rows=chunk.unique_rows,
-                            bounds=chunk.bounds,
-                        )
-                    )
-                self.counts.new += counts.new
-                self.counts.updated += counts.updated
-                self.counts.unchanged += counts.unchanged
-                self.counts.stale += counts.stale
-            except BaseException as exc:
-                self._error = exc
+    def _merge(self, chunk: _Chunk, sink: PostgresSink) -> None:
+        """The writer thread: load the chunk, merge it, then refresh its rollups.
 
-    def _raise_writer_error(self) -> None:
+        Its rows were formatted as COPY text by the parser's thread as they came (Python
+        work: here it would contend for the GIL with the parser). Writing them is not, and
+        neither is waiting for PostgreSQL to take them in: on the parser's thread that wait
+        alone cost 0.2 s of a 2.3 s import (`make bench SIZE=medium`)."""
+        try:
+            sink.open()
+            for _block, text, count in chunk.items:
+                sink.add_text(text, count)
+            sink.close_load()
+            counts = sink.merge(
+                MergeBatch(
+                    block_series=chunk.block_series,
+                    block_updated={
+                        block.number: block.updated
+                        for block, _text, _count in chunk.items
+                        if block.number in chunk.block_series
+                    },
+                    source_label=self.source_label,
+                    now=self.now,
+                    fresh_series=chunk.fresh,
+                    unique_rows=chunk.unique_rows,
+                    bounds=chunk.bounds,
+                )
+            )
+            # Same transaction, same rule as a whole document: a chunk that changed no
+            # reading writes no rollup.
+            if counts.new or counts.updated:
+                sink.execute_all(chunk.rollups)
+            self.counts.new += counts.new
+            self.counts.updated += counts.updated
+            self.counts.unchanged += counts.unchanged
+            self.counts.stale += counts.stale
+        except BaseException as exc:
+            self._error = exc
+
+    def _wait(self) -> None:
+        """Until the writer has finished its chunk; its error, if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
         if self._error is not None:
             raise self._error
 
-    def finish(self) -> list[tuple[BlockRef, list[ReadingRow]]]:
+    def finish(self) -> list[Buffered]:
         """Wait for the writer; the batches it did not merge (for the ordinary path)."""
-        self._stop()
-        self._raise_writer_error()
+        self.accepting = False
+        self._wait()
         left, self._buffer = self._buffer, []
         return left
 
     def abort(self) -> None:
-        """The import is failing: stop the writer (its work is rolled back with the rest)."""
-        if self._error is None:
-            self._error = RuntimeError("import aborted")
-        self._stop()
-
-    def _stop(self) -> None:
+        """The import is failing: wait for the writer (its work is rolled back with the rest)."""
         self.accepting = False
         if self._thread is not None:
-            self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._sink is not None:
+            self._sink.abort()
 
 
 def _chunk_bounds(blocks: list[BlockRef]) -> tuple[datetime, datetime] | None:

@@ -210,7 +210,10 @@ def test_a_rollup_refresh_of_one_day_reads_only_that_months_partition():
     day = datetime.fromtimestamp(DAY, tz=UTC).date()
     with CaptureQueriesContext(connection) as queries:
         rollups_refresh(spans={series.pk: (day, day)})
-    (aggregate,) = _statements(queries, r"^SELECT .*FROM \"ingest_intervalreading\"")
+    # The daily totals are one INSERT … SELECT over the readings (ingest.rollups).
+    (aggregate,) = _statements(
+        queries, r"^INSERT INTO \"ingest_dailyrollup\" .*FROM \"ingest_intervalreading\""
+    )
     plan = _explain(aggregate)
     assert _partitions_in(plan) == {partition_name(MARCH)}, plan
 

@@ -16,8 +16,15 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from gascap.pge.espi import EspiRejected
-from ingest import readings_overlap
-from ingest.models import IntervalReading, MeterReading, ReadingRevision, UsagePoint
+from ingest import readings_merge, readings_overlap
+from ingest.models import (
+    DailyRollup,
+    IntervalReading,
+    MeterReading,
+    MonthlyRollup,
+    ReadingRevision,
+    UsagePoint,
+)
 from ingest.readings import document_import
 from sandbox import scale
 from tests.builders import scale_bulk_document_make
@@ -100,7 +107,8 @@ def test_chunks_store_every_reading_once_and_a_replay_writes_nothing(chunks):
 
     before = writes()
     again = do_import(bulk_document(), label="replay")
-    assert chunks[-1] == 0  # series that hold readings merge in one statement at the end
+    # Series that hold readings are compared chunk by chunk too, and still write nothing.
+    assert chunks[-1] > 0
     assert (again.readings_new, again.readings_updated, again.readings_unchanged) == (0, 0, count)
     assert writes() == before
     assert snapshot()[:2] == (count, value_sum)
@@ -133,9 +141,13 @@ def test_chunks_and_the_whole_document_give_the_same_result(chunks, settings):
                     "meter_reading_id", "start", "old_value", "new_value", "stale", "source_label"
                 )
             ),
+            # Chunks refresh their own days' totals; the result is the whole document's.
+            sorted(DailyRollup.objects.values_list("series_id", "day", "value_sum", "readings")),
+            sorted(MonthlyRollup.objects.values_list("series_id", "month", "value_sum")),
         )
     assert chunks[0] > 0
     assert results[200] == results[0]
+    assert results[0][3], "no daily totals were stored"
     count, _ = expected_readings()
     assert results[0][0][1][1] == count  # the correction changed every reading
     assert results[0][0][2][3] == count  # the older snapshot changed none, kept as stale
@@ -165,3 +177,25 @@ def test_blocks_before_their_meter_reading_wait_for_the_end(chunks):
     assert chunks[-1] == 0
     assert result.readings_new == count
     assert snapshot()[:2] == (count, value_sum)
+
+
+def test_a_chunk_failing_on_the_writer_thread_fails_the_document_and_stores_nothing(
+    chunks, monkeypatch
+):
+    """An error in the writer's merge reaches the import (at the next hand-off or at the
+    end) and rolls back every chunk merged before it."""
+    merge = readings_merge.PostgresSink.merge
+    calls: list[int] = []
+
+    def failing_second(self, batch):  # type: ignore[no-untyped-def]
+        calls.append(len(batch.block_series))
+        if len(calls) == 2:
+            raise RuntimeError("injected: the second chunk's merge failed")
+        return merge(self, batch)
+
+    monkeypatch.setattr(readings_merge.PostgresSink, "merge", failing_second)
+    with pytest.raises(RuntimeError, match="second chunk"):
+        do_import(bulk_document())
+    assert len(calls) == 2
+    assert snapshot() == (0, None, 0, 0, 0)
+    assert DailyRollup.objects.count() == 0

@@ -71,10 +71,13 @@ def _faulty_sink(monkeypatch, *, fail_after_rows: int | None = None, after_merge
 
     def sink_factory(conn):
         sink = real(conn)
-        add, merge = sink.add, sink.merge
+        # PostgreSQL loads every row through `add_text` (the parser's batches and what the
+        # overlapped merge kept as COPY text); SQLite through `add`.
+        loader = "add_text" if conn.vendor == "postgresql" else "add"
+        load, merge = getattr(sink, loader), sink.merge
 
-        def add_then_maybe_fail(block, rows):
-            add(block, rows)
+        def load_then_maybe_fail(*args):
+            load(*args)
             if fail_after_rows is not None and sink.rows_loaded >= fail_after_rows:
                 raise InjectedFault(f"after {sink.rows_loaded} rows")
 
@@ -82,7 +85,7 @@ def _faulty_sink(monkeypatch, *, fail_after_rows: int | None = None, after_merge
             counts = merge(batch)
             raise InjectedFault(f"after the merge wrote {counts}")
 
-        sink.add = add_then_maybe_fail
+        setattr(sink, loader, load_then_maybe_fail)
         if after_merge:
             sink.merge = merge_then_fail
         return sink

@@ -8,10 +8,11 @@ batch (`batch_checked`), not per reading, so the hot path stays free of comparis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from itertools import islice
-from operator import is_not, lt
+from operator import lt
+from typing import Any
 
 from lxml import etree
 
@@ -41,7 +42,6 @@ from gascap.pge.espi.tags import (
 
 _I64 = {"low": INT64_MIN, "high": INT64_MAX}
 _I16 = {"low": CODE_MIN, "high": CODE_MAX}
-_NOT_NONE = partial(is_not, None)
 _ROW_FIELDS = ("start", "duration", "value", "cost", "quality", "tou", "cpp", "consumptionTier")
 # (column, low, high) of a ReadingRow: start, duration, value, cost, quality, tou, cpp, tier.
 _ROW_RANGES = (
@@ -200,7 +200,15 @@ def batch_checked(
 def _columns_out_of_range(columns: tuple[tuple[object, ...], ...]) -> str | None:
     """The first field (of transposed reading columns) outside what the database stores."""
     for index, low, high in _ROW_RANGES:
-        present: list[int] = list(filter(_NOT_NONE, columns[index]))  # type: ignore[arg-type]
-        if present and (min(present) < low or max(present) > high):
+        column: Sequence[Any] = columns[index]
+        # Start, duration and value are never None in a row; an optional field is None where
+        # absent, often in every reading (PG&E sends no cost, cpp or tier): counting is a C
+        # loop, and the column is copied without its Nones only when it has some.
+        absent = column.count(None)
+        if absent == len(column):
+            continue
+        if absent:
+            column = [value for value in column if value is not None]
+        if min(column) < low or max(column) > high:
             return _ROW_FIELDS[index]
     return None
