@@ -58,7 +58,7 @@ from gascap.pge.espi.records import BlockRef, EspiDocument, ReadingRow, Series
 from ingest.partitions import MAX_DOCUMENT_MONTHS, month_of, months_between, months_ensure
 from ingest.readings_document import DocumentStore
 from ingest.readings_merge import MergeBatch, MergeCounts, PostgresSink, copy_text
-from ingest.rollups import Statement, import_spans, rollups_statements
+from ingest.rollups import import_spans, rollups_statements
 
 # A parser batch as the overlapped merge keeps it: its block, its rows as COPY text
 # (`copy_text`), how many readings.
@@ -115,8 +115,6 @@ class _Chunk:
     block_series: dict[int, int]
     fresh: frozenset[int]
     unique_rows: int | None
-    # The chunk's rollup refresh, compiled on the import's thread (ingest.rollups).
-    rollups: list[Statement]
 
 
 @dataclass
@@ -216,10 +214,6 @@ class OverlappedMerge:
             # its rows without comparison in every chunk; the others are compared.
             fresh=frozenset(set(block_series.values()) & self.store.fresh),
             unique_rows=_chunk_unique_rows(blocks, block_series),
-            rollups=rollups_statements(
-                spans=import_spans(block_series=block_series, blocks=blocks),
-                connection=self.connection,
-            ),
         )
         self.merged_series |= set(block_series.values())
         self.block_series.update(block_series)
@@ -261,9 +255,17 @@ class OverlappedMerge:
                 )
             )
             # Same transaction, same rule as a whole document: a chunk that changed no
-            # reading writes no rollup.
+            # reading writes no rollup. The statements are compiled here, only when needed:
+            # compiling touches no database (ingest.rollups), and on the parser's thread it
+            # took a third of each hand-off.
             if counts.new or counts.updated:
-                sink.execute_all(chunk.rollups)
+                blocks = [block for block, _text, _count in chunk.items]
+                sink.execute_all(
+                    rollups_statements(
+                        spans=import_spans(block_series=chunk.block_series, blocks=blocks),
+                        connection=self.connection,
+                    )
+                )
             self.counts.new += counts.new
             self.counts.updated += counts.updated
             self.counts.unchanged += counts.unchanged

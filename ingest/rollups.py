@@ -99,9 +99,9 @@ def rollups_statements(
 ) -> list[Statement]:
     """The statements recomputing the rollups of each series over its span, in order: per
     group of series, delete the stored days, insert them from the readings, then the same for
-    their months from the days. Compiled without touching the database, so another thread
-    can run them on the same transaction's connection (the overlapped merge,
-    ingest.readings_overlap: Django's connection wrapper belongs to the thread that made it).
+    their months from the days. Compiled without touching the database, so the overlapped
+    merge's writer thread (ingest.readings_overlap) compiles and runs them on the import's
+    connection, which Django's connection wrapper would not let it use for queries.
     """
     groups: dict[Span, list[int]] = defaultdict(list)
     for series, span in spans.items():
