@@ -39,9 +39,10 @@ merging (docs/scale.md). Here the load and merge of chunk k run while chunk k+1 
   two deliveries would: the later copy updates the first, with its revision.)
 
 SQLite keeps the simple path: one writer, no second core to gain from (ingest.readings).
-On by default on PostgreSQL (`GASCAP_INGEST_CHUNK_ROWS=32768`; 0 turns it off): `make bench`
-on the 2-core host, 100 customer-years, 0.92x the parse floor against 0.70x merged after
-the parse, an unchanged re-import 0.95x against 0.79-0.87x (docs/scale.md).
+On by default on PostgreSQL (`GASCAP_INGEST_CHUNK_ROWS=65536`; 0 turns it off): `make bench`
+on the 2-core host, 100 customer-years, imports at 0.93x the parse floor against 0.68-0.70x
+merged after the parse, an unchanged re-import at 0.99x against 0.79-0.87x (docs/scale.md
+§1.4).
 """
 
 from __future__ import annotations
@@ -111,7 +112,12 @@ def stable_series(doc: EspiDocument, block: BlockRef) -> Series | None:
 @dataclass
 class _Chunk:
     bounds: tuple[datetime, datetime]
-    items: list[Buffered]
+    blocks: list[BlockRef]
+    # The chunk's rows as one COPY text, and how many: the writer sends it in a few large
+    # writes, each a short hold of the GIL (one write per parser batch, ~100 per MB, took
+    # the GIL from the parser as often).
+    text: str
+    rows: int
     block_series: dict[int, int]
     fresh: frozenset[int]
     unique_rows: int | None
@@ -208,7 +214,9 @@ class OverlappedMerge:
         blocks = [block for block, _text, _count in items]
         chunk = _Chunk(
             bounds=bounds,
-            items=items,
+            blocks=blocks,
+            text="".join([text for _block, text, _count in items]),
+            rows=sum(count for _block, _text, count in items),
             block_series=block_series,
             # Keys never repeat across chunks (above): a series this import created takes
             # its rows without comparison in every chunk; the others are compared.
@@ -236,15 +244,14 @@ class OverlappedMerge:
         alone cost 0.2 s of a 2.3 s import (`make bench SIZE=medium`)."""
         try:
             sink.open()
-            for _block, text, count in chunk.items:
-                sink.add_text(text, count)
+            sink.add_text(chunk.text, chunk.rows)
             sink.close_load()
             counts = sink.merge(
                 MergeBatch(
                     block_series=chunk.block_series,
                     block_updated={
                         block.number: block.updated
-                        for block, _text, _count in chunk.items
+                        for block in chunk.blocks
                         if block.number in chunk.block_series
                     },
                     source_label=self.source_label,
@@ -259,10 +266,9 @@ class OverlappedMerge:
             # compiling touches no database (ingest.rollups), and on the parser's thread it
             # took a third of each hand-off.
             if counts.new or counts.updated:
-                blocks = [block for block, _text, _count in chunk.items]
                 sink.execute_all(
                     rollups_statements(
-                        spans=import_spans(block_series=chunk.block_series, blocks=blocks),
+                        spans=import_spans(block_series=chunk.block_series, blocks=chunk.blocks),
                         connection=self.connection,
                     )
                 )

@@ -478,9 +478,10 @@ GASCAP_SANDBOX_EXTRA_REDIRECT_URIS = env.list("GASCAP_SANDBOX_EXTRA_REDIRECT_URI
 # transaction only): a 100-customer-year Bulk feed sorts 3.5 M rows, kept in memory with this.
 GASCAP_INGEST_WORK_MEM = env.str("GASCAP_INGEST_WORK_MEM", default="128MB")
 # PostgreSQL: readings per chunk of a document merged while the rest is parsed
-# (ingest.readings_overlap). 0 merges after the parse, as SQLite does. 32768 kept `make bench`
-# (100 customer-years) at 0.92x the parse floor with 133 MB peak RSS (docs/scale.md).
-GASCAP_INGEST_CHUNK_ROWS = env.int("GASCAP_INGEST_CHUNK_ROWS", default=32768)
+# (ingest.readings_overlap). 0 merges after the parse, as SQLite does. `make bench` (100
+# customer-years) with 32768 / 65536 / 131072: import 0.90-0.93 / 0.93 / 0.95x the parse
+# floor, peak RSS 133 / 139 / 152 MB (target 150): docs/scale.md §1.4.
+GASCAP_INGEST_CHUNK_ROWS = env.int("GASCAP_INGEST_CHUNK_ROWS", default=65536)
 
 # --- Operators' admin and browser security headers (gascap/middleware.py) ----------------
 # Content-Security-Policy on every response whose view set none (docs/reliability.md test 57).
