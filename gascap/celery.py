@@ -5,6 +5,8 @@ this module only adds what reliability needs and the settings module should not 
 - the worker heartbeat: every process that runs tasks (each prefork child, or the solo
   worker) keeps a row in `gascap_workerheartbeat` fresh, and the rows it claims name it, so
   the sweeper can tell a dead runner from a slow one (gascap/worker_heartbeat.py);
+- Django's query log emptied when a task starts, as Django does when a request starts, so a
+  worker with DEBUG on does not keep every task's SQL (`_queries_log_clear`);
 - `worker_argv`, the one spelling of a worker's command line for the code that starts one.
 """
 
@@ -43,6 +45,23 @@ def _heartbeat_stop(**kwargs: Any) -> None:
     from gascap.worker_heartbeat import heartbeat_stop
 
     heartbeat_stop()
+
+
+@signals.task_prerun.connect
+def _queries_log_clear(task: Any = None, **kwargs: Any) -> None:
+    # With DEBUG on (settings.local: `make run`, the tests' and benches' workers) Django keeps
+    # every SQL statement run on a connection, text and parameters, in its `queries_log`, up to
+    # 9,000 of them; only `request_started` empties it, and a worker never sees a request. A
+    # Bulk document's import is ~65 statements, 0.8 MB of text: a worker grew by that much per
+    # document (docs/scale.md, "Worker memory"). Emptied here, the log holds one task's
+    # queries at most. Not for a task run eagerly, inside the caller's own request or test
+    # (whose `assertNumQueries` reads the same log); the fixup of Celery's own Django support
+    # makes the same exception when it closes connections.
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    from django.db import reset_queries
+
+    reset_queries()
 
 
 def worker_argv(

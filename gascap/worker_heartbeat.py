@@ -30,7 +30,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, reset_queries
 from django.db.models import DateTimeField, ExpressionWrapper, QuerySet, Value
 from django.db.models.functions import Now
 
@@ -151,6 +151,9 @@ def _beat_loop(
             _beat_once(runner, hostname)
         except Exception:  # never let the heartbeat thread die silently
             logger.exception("worker heartbeat failed")
+        # With DEBUG on, Django logs each beat's SQL on this thread's connection and nothing
+        # else ever empties that log (gascap/celery.py, `_queries_log_clear`).
+        reset_queries()
         first.set()
         if stop.wait(interval):
             break
