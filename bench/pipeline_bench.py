@@ -190,6 +190,9 @@ def run(
 
     env = {
         "DJANGO_SETTINGS_MODULE": "gascap.settings.test",
+        # DEBUG off, as production runs: with it on, every connection keeps each statement's
+        # SQL in its query log, which is not what a deployment pays (docs/scale.md §1.4).
+        "DJANGO_DEBUG": "0",
         "DATABASE_URL": _fresh_database(database_url, db_suffix),
         "REDIS_URL": _redis_url(redis_url, redis_db),
         "GASCAP_VAR_DIR": str(BENCH_DIR / f"pipeline-var{db_suffix}"),
