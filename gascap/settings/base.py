@@ -479,7 +479,7 @@ GASCAP_SANDBOX_EXTRA_REDIRECT_URIS = env.list("GASCAP_SANDBOX_EXTRA_REDIRECT_URI
 GASCAP_INGEST_WORK_MEM = env.str("GASCAP_INGEST_WORK_MEM", default="128MB")
 # PostgreSQL: readings per chunk of a document merged while the rest is parsed
 # (ingest.readings_overlap). 0 merges after the parse, as SQLite does. `make bench` (100
-# customer-years) with 32768 / 65536 / 131072: import 0.90-0.93 / 0.93 / 0.95x the parse
+# customer-years) with 32768 / 65536 / 131072: import 0.90-0.95 / 0.93 / 0.95x the parse
 # floor, peak RSS 133 / 139 / 152 MB (target 150): docs/scale.md §1.4.
 GASCAP_INGEST_CHUNK_ROWS = env.int("GASCAP_INGEST_CHUNK_ROWS", default=65536)
 
