@@ -243,39 +243,45 @@ class OverlappedMerge:
         neither is waiting for PostgreSQL to take them in: on the parser's thread that wait
         alone cost 0.2 s of a 2.3 s import (`make bench SIZE=medium`)."""
         try:
-            sink.open()
-            sink.add_text(chunk.text, chunk.rows)
-            sink.close_load()
-            counts = sink.merge(
-                MergeBatch(
-                    block_series=chunk.block_series,
-                    block_updated={
-                        block.number: block.updated
-                        for block in chunk.blocks
-                        if block.number in chunk.block_series
-                    },
-                    source_label=self.source_label,
-                    now=self.now,
-                    fresh_series=chunk.fresh,
-                    unique_rows=chunk.unique_rows,
-                    bounds=chunk.bounds,
-                )
-            )
-            # Same transaction, same rule as a whole document: a chunk that changed no
-            # reading writes no rollup. The statements are compiled here, only when needed:
-            # compiling touches no database (ingest.rollups), and on the parser's thread it
-            # took a third of each hand-off.
-            if counts.new or counts.updated:
-                sink.execute_all(
-                    rollups_statements(
-                        spans=import_spans(block_series=chunk.block_series, blocks=chunk.blocks),
-                        connection=self.connection,
+            # Django's own error classes, as from its cursors: this thread uses psycopg's
+            # cursor, and the fetch retries a `django.db.DatabaseError` (a deadlock with
+            # another import, a lost connection) where it would fail anything else.
+            with self.connection.wrap_database_errors:
+                sink.open()
+                sink.add_text(chunk.text, chunk.rows)
+                sink.close_load()
+                counts = sink.merge(
+                    MergeBatch(
+                        block_series=chunk.block_series,
+                        block_updated={
+                            block.number: block.updated
+                            for block in chunk.blocks
+                            if block.number in chunk.block_series
+                        },
+                        source_label=self.source_label,
+                        now=self.now,
+                        fresh_series=chunk.fresh,
+                        unique_rows=chunk.unique_rows,
+                        bounds=chunk.bounds,
                     )
                 )
-            self.counts.new += counts.new
-            self.counts.updated += counts.updated
-            self.counts.unchanged += counts.unchanged
-            self.counts.stale += counts.stale
+                # Same transaction, same rule as a whole document: a chunk that changed no
+                # reading writes no rollup. The statements are compiled here, only when needed:
+                # compiling touches no database (ingest.rollups), and on the parser's thread it
+                # took a third of each hand-off.
+                if counts.new or counts.updated:
+                    sink.execute_all(
+                        rollups_statements(
+                            spans=import_spans(
+                                block_series=chunk.block_series, blocks=chunk.blocks
+                            ),
+                            connection=self.connection,
+                        )
+                    )
+                self.counts.new += counts.new
+                self.counts.updated += counts.updated
+                self.counts.unchanged += counts.unchanged
+                self.counts.stale += counts.stale
         except BaseException as exc:
             self._error = exc
 
