@@ -296,11 +296,6 @@ class PostgresSink(ReadingSink):
             self._copy_cm.__exit__(None, None, None)
             self._copy_cm = None
 
-    def execute_all(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """Run statements compiled elsewhere (ingest.rollups) on this sink's cursor."""
-        for sql, params in statements:
-            self._cursor.execute(sql, params)
-
     def abort(self) -> None:
         if getattr(self, "_copy_cm", None) is not None:
             try:

@@ -9,9 +9,9 @@ merging (docs/scale.md). Here the load and merge of chunk k run while chunk k+1 
   `GASCAP_INGEST_CHUNK_ROWS` readings are kept, the blocks whose series no later entry can
   change (`stable_series`: their MeterReading, its usage point and its ReadingType already
   read, matched exactly) are handed off: their usage points and series are stored on this
-  thread (the ORM: Django's connection wrapper is this thread's), their rollup statements
-  compiled, then a writer thread COPYs the text, merges it with the same statement as a
-  whole document's (`PostgresSink`) and refreshes the chunk's days and months, on the same
+  thread (the ORM: Django's connection wrapper is this thread's), then a writer thread
+  COPYs the text, merges it with the same statement as a whole document's (`PostgresSink`)
+  and refreshes the chunk's days and months (`ingest.rollups`), on the same
   connection, in the same transaction, while this thread parses on. The writer's part is
   waiting on PostgreSQL (the GIL released), so the parse barely slows.
 - One chunk at a time: before the next hand-off (and before any statement of its own) this
@@ -59,7 +59,7 @@ from gascap.pge.espi.records import BlockRef, EspiDocument, ReadingRow, Series
 from ingest.partitions import MAX_DOCUMENT_MONTHS, month_of, months_between, months_ensure
 from ingest.readings_document import DocumentStore
 from ingest.readings_merge import MergeBatch, MergeCounts, PostgresSink, copy_text
-from ingest.rollups import import_spans, rollups_statements
+from ingest.rollups import rollups_after_import
 
 # A parser batch as the overlapped merge keeps it: its block, its rows as COPY text
 # (`copy_text`), how many readings.
@@ -145,6 +145,8 @@ class OverlappedMerge:
     _error: BaseException | None = None
     _thread: threading.Thread | None = None
     _sink: PostgresSink | None = None
+    # psycopg's cursor of the import's connection, the writer's (Django's belongs to this thread).
+    _cursor: Any = None
 
     def __post_init__(self) -> None:
         self.chunk_rows = self.chunk_rows or int(settings.GASCAP_INGEST_CHUNK_ROWS)
@@ -229,13 +231,17 @@ class OverlappedMerge:
         self._buffered = sum(count for _block, _text, count in self._buffer)
         if self._sink is None:
             self.connection.ensure_connection()
-            self._sink = PostgresSink(self.connection, cursor=self.connection.connection.cursor())
+            self._cursor = self.connection.connection.cursor()
+            self._sink = PostgresSink(self.connection, cursor=self._cursor)
         self._thread = threading.Thread(
-            target=self._merge, args=(chunk, self._sink), name="espi-merge", daemon=True
+            target=self._merge,
+            args=(chunk, self._sink, self._cursor),
+            name="espi-merge",
+            daemon=True,
         )
         self._thread.start()
 
-    def _merge(self, chunk: _Chunk, sink: PostgresSink) -> None:
+    def _merge(self, chunk: _Chunk, sink: PostgresSink, cursor: Any) -> None:
         """The writer thread: load the chunk, merge it, then refresh its rollups.
 
         Its rows were formatted as COPY text by the parser's thread as they came (Python
@@ -266,17 +272,15 @@ class OverlappedMerge:
                     )
                 )
                 # Same transaction, same rule as a whole document: a chunk that changed no
-                # reading writes no rollup. The statements are compiled here, only when needed:
-                # compiling touches no database (ingest.rollups), and on the parser's thread it
-                # took a third of each hand-off.
+                # reading writes no rollup. Compiled and run here, only when needed: compiling
+                # touches no database (ingest.rollups), and on the parser's thread it took a
+                # third of each hand-off.
                 if counts.new or counts.updated:
-                    sink.execute_all(
-                        rollups_statements(
-                            spans=import_spans(
-                                block_series=chunk.block_series, blocks=chunk.blocks
-                            ),
-                            connection=self.connection,
-                        )
+                    rollups_after_import(
+                        block_series=chunk.block_series,
+                        blocks=chunk.blocks,
+                        cursor=cursor,
+                        connection=self.connection,
                     )
                 self.counts.new += counts.new
                 self.counts.updated += counts.updated
@@ -285,11 +289,15 @@ class OverlappedMerge:
         except BaseException as exc:
             self._error = exc
 
-    def _wait(self) -> None:
-        """Until the writer has finished its chunk; its error, if it failed."""
+    def _join(self) -> None:
+        """Until the writer has finished its chunk."""
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def _wait(self) -> None:
+        """Until the writer has finished its chunk; its error, if it failed."""
+        self._join()
         if self._error is not None:
             raise self._error
 
@@ -303,9 +311,7 @@ class OverlappedMerge:
     def abort(self) -> None:
         """The import is failing: wait for the writer (its work is rolled back with the rest)."""
         self.accepting = False
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._join()
         if self._sink is not None:
             self._sink.abort()
 

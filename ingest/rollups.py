@@ -77,32 +77,60 @@ def import_spans(*, block_series: Mapping[int, int], blocks: Iterable[BlockRef])
     return spans
 
 
-def rollups_after_import(*, block_series: Mapping[int, int], blocks: Iterable[BlockRef]) -> None:
-    """The hook of `document_import`: refresh what one document's readings touched."""
-    rollups_refresh(spans=import_spans(block_series=block_series, blocks=blocks))
+def rollups_after_import(
+    *,
+    block_series: Mapping[int, int],
+    blocks: Iterable[BlockRef],
+    cursor: Any = None,
+    connection: BaseDatabaseWrapper | None = None,
+) -> None:
+    """The hook of `document_import`: refresh what one document's (or one chunk's) readings
+    touched; `cursor` and `connection` as `rollups_refresh` takes them."""
+    rollups_refresh(
+        spans=import_spans(block_series=block_series, blocks=blocks),
+        cursor=cursor,
+        connection=connection,
+    )
 
 
 # A statement and its parameters, compiled for one connection.
 Statement = tuple[str, Sequence[Any]]
 
 
-def rollups_refresh(*, spans: Mapping[int, Span]) -> None:
-    """Recompute the rollups of each series over its span. Call in the readings' transaction."""
-    statements = rollups_statements(spans=spans, connection=connections[DEFAULT_DB_ALIAS])
-    with transaction.atomic(), connections[DEFAULT_DB_ALIAS].cursor() as cursor:
-        for sql, params in statements:
-            cursor.execute(sql, params)
+def rollups_refresh(
+    *,
+    spans: Mapping[int, Span],
+    cursor: Any = None,
+    connection: BaseDatabaseWrapper | None = None,
+) -> None:
+    """Recompute the rollups of each series over its span. Call in the readings' transaction.
+
+    By default on Django's connection. The overlapped merge's writer thread
+    (ingest.readings_overlap) passes psycopg's cursor of the import's connection and that
+    connection's wrapper, which Django would not let it query through: the statements are
+    compiled with the wrapper without touching the database, then run on the cursor.
+    """
+    if cursor is None:
+        connection = connections[DEFAULT_DB_ALIAS]
+        with transaction.atomic(), connection.cursor() as django_cursor:
+            _statements_run(django_cursor, spans=spans, connection=connection)
+        return
+    if connection is None:
+        raise TypeError("rollups_refresh: a cursor needs the connection it belongs to")
+    _statements_run(cursor, spans=spans, connection=connection)
 
 
-def rollups_statements(
-    *, spans: Mapping[int, Span], connection: BaseDatabaseWrapper
-) -> list[Statement]:
+def _statements_run(
+    cursor: Any, *, spans: Mapping[int, Span], connection: BaseDatabaseWrapper
+) -> None:
+    for sql, params in _statements(spans=spans, connection=connection):
+        cursor.execute(sql, params)
+
+
+def _statements(*, spans: Mapping[int, Span], connection: BaseDatabaseWrapper) -> list[Statement]:
     """The statements recomputing the rollups of each series over its span, in order: per
     group of series, delete the stored days, insert them from the readings, then the same for
-    their months from the days. Compiled without touching the database, so the overlapped
-    merge's writer thread (ingest.readings_overlap) compiles and runs them on the import's
-    connection, which Django's connection wrapper would not let it use for queries.
-    """
+    their months from the days."""
     groups: dict[Span, list[int]] = defaultdict(list)
     for series, span in spans.items():
         groups[span].append(series)
